@@ -1,0 +1,35 @@
+"""Names shared by ingestion, schema, trainer, serving and evaluation.
+
+Other tools depend on the serving names; change them only with a new contract.
+"""
+
+# --- tf.Example feature keys written by ingestion -----------------------------
+IMAGE_KEY = 'image_raw'  # the file's bytes, JPEG or PNG
+LABEL_KEY = 'label'  # int64: 0 NORMAL, 1 PNEUMONIA
+PATIENT_ID_KEY = 'patient_id'  # bytes, parsed from the file name
+SUBTYPE_KEY = 'subtype'  # bytes: normal, bacteria or virus
+SOURCE_PATH_KEY = 'source_path'  # bytes, path relative to the data root
+SHA256_KEY = 'sha256'  # bytes, hex digest of the file
+HEIGHT_KEY = 'height'  # int64, pixels of the original
+WIDTH_KEY = 'width'  # int64
+CHANNELS_KEY = 'channels'  # int64, channels of the original (1 or 3)
+
+# --- labels -------------------------------------------------------------------
+LABEL_NAMES = ('NORMAL', 'PNEUMONIA')  # index == label value
+NORMAL, PNEUMONIA = 0, 1
+SUBTYPES = ('normal', 'bacteria', 'virus')
+
+# --- ingestion ----------------------------------------------------------------
+IMAGE_EXTENSIONS = ('.jpeg', '.jpg', '.png')
+# Output splits and their share (hash buckets out of 10), split by patient.
+SPLITS = (('train', 7), ('eval', 2), ('test', 1))
+SPLIT_NAMES = tuple(name for name, _ in SPLITS)
+INGESTION_REPORT_FILE = 'ingestion_report.json'
+
+# --- exported model contract --------------------------------------------------
+SERVING_SIGNATURE = 'serving_default'
+SERVING_INPUT = 'image_bytes'
+EXAMPLES_SIGNATURE = 'serving_examples'
+EXAMPLES_INPUT = 'examples'
+PROBABILITY_OUTPUT = 'pneumonia_probability'
+LABEL_OUTPUT = 'label'
