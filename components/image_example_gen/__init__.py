@@ -1,0 +1,1 @@
+"""Image-folder ExampleGen: JPEG/PNG folders to tf.Examples, split by patient."""

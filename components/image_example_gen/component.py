@@ -1,0 +1,40 @@
+"""ImageExampleGen: a FileBasedExampleGen for NORMAL/PNEUMONIA image trees."""
+from typing import Optional
+
+from tfx.components import FileBasedExampleGen
+from tfx.dsl.components.base import executor_spec
+from tfx.proto import example_gen_pb2
+
+from components.image_example_gen import driver
+from components.image_example_gen import executor
+from pipeline import constants
+
+
+def patient_split_config() -> example_gen_pb2.Output:
+  """70/20/10 train/eval/test by hash of patient_id: no patient in two splits."""
+  return example_gen_pb2.Output(
+      split_config=example_gen_pb2.SplitConfig(
+          splits=[example_gen_pb2.SplitConfig.Split(name=name,
+                                                    hash_buckets=buckets)
+                  for name, buckets in constants.SPLITS],
+          partition_feature_name=constants.PATIENT_ID_KEY))
+
+
+class ImageExampleGen(FileBasedExampleGen):
+  """Reads JPEG/PNG files at any depth below `input_base`.
+
+  The label is the nearest ancestor folder named NORMAL or PNEUMONIA (any
+  case). Exact duplicates are kept once; undecodable files are reported, not
+  emitted. The Examples artifact holds `ingestion_report.json`.
+  """
+  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+  DRIVER_CLASS = driver.ImageTreeDriver
+
+  def __init__(self, input_base: str,
+               output_config: Optional[example_gen_pb2.Output] = None):
+    super().__init__(
+        input_base=input_base,
+        # One input "split" (the whole tree); the executor walks it itself.
+        input_config=example_gen_pb2.Input(splits=[
+            example_gen_pb2.Input.Split(name='images', pattern='*')]),
+        output_config=output_config or patient_split_config())

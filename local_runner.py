@@ -1,0 +1,88 @@
+#!/usr/bin/env python
+"""Runs the pneumonia pipeline on this machine.
+
+Apache Beam's DirectRunner (one worker process per core by default) runs the
+data-parallel stages, ML Metadata lives in SQLite under the output folder,
+and re-running on unchanged inputs reuses cached results.
+
+  python local_runner.py --data-dir data --output-dir output
+  python local_runner.py --stop-after validate      # check new data only
+"""
+import argparse
+import os
+import sys
+
+from absl import logging
+
+from pipeline import config
+from pipeline import kaggle_data
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(
+      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument(
+      '--data-dir', default=os.environ.get('DATA_DIR', config.DEFAULT_DATA_DIR),
+      help='folder tree of NORMAL/PNEUMONIA images (any depth); when it holds '
+      'no images the Kaggle dataset %s is downloaded into it '
+      '(default: $DATA_DIR or %%(default)s)' % config.KAGGLE_DATASET)
+  parser.add_argument(
+      '--output-dir',
+      default=os.environ.get('OUTPUT_DIR', config.DEFAULT_OUTPUT_DIR),
+      help='where artifacts, ML Metadata, models and reports are written '
+      '(default: $OUTPUT_DIR or %(default)s)')
+  parser.add_argument(
+      '--stop-after', choices=config.STAGES, default=config.STAGES[-1],
+      help='last stage to run: ingest (images to split tf.Examples), '
+      'validate (statistics and schema check; stops on anomalies). '
+      'Default: %(default)s')
+  parser.add_argument(
+      '--workers', type=int, default=config.DEFAULT_DIRECT_NUM_WORKERS,
+      help='Beam DirectRunner worker processes (1 runs in-process). '
+      'Default: %(default)s')
+  parser.add_argument(
+      '--beam-arg', action='append', default=[], metavar='ARG',
+      help='extra Beam pipeline argument, repeatable, e.g. '
+      '--beam-arg=--runner=FlinkRunner')
+  parser.add_argument(
+      '--no-cache', action='store_true',
+      help='run every stage even if its inputs are unchanged')
+  return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+  args = parse_args(argv)
+  logging.set_verbosity(logging.INFO)
+  try:
+    data_dir = kaggle_data.ensure_dataset(os.path.abspath(args.data_dir))
+  except kaggle_data.DataSourceError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+
+  # Imported after the data check so a missing dataset fails in a second,
+  # not after TensorFlow has loaded.
+  from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
+  from pipeline import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
+
+  output_dir = os.path.abspath(args.output_dir)
+  paths = config.output_paths(output_dir)
+  os.makedirs(os.path.dirname(paths['metadata_path']), exist_ok=True)
+  pipeline = pipeline_lib.create_pipeline(
+      pipeline_name=config.PIPELINE_NAME,
+      pipeline_root=paths['pipeline_root'],
+      data_root=data_dir,
+      schema_path=config.SCHEMA_PATH,
+      stop_after=args.stop_after,
+      enable_cache=not args.no_cache,
+      metadata_connection_config=(
+          tfx.orchestration.metadata.sqlite_metadata_connection_config(
+              paths['metadata_path'])),
+      beam_pipeline_args=(config.direct_runner_args(args.workers) +
+                          args.beam_arg),
+  )
+  tfx.orchestration.LocalDagRunner().run(pipeline)
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
