@@ -54,7 +54,8 @@ def main(argv=None) -> int:
   args = parse_args(argv)
   logging.set_verbosity(logging.INFO)
   try:
-    data_dir = kaggle_data.ensure_dataset(os.path.abspath(args.data_dir))
+    data_dir = kaggle_data.ensure_dataset(os.path.abspath(args.data_dir),
+                                          log=logging.info)
   except kaggle_data.DataSourceError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2

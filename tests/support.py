@@ -1,0 +1,50 @@
+"""Helpers shared by the test suite: real images in place, CLI runs, MLMD."""
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+SHARED_DATA = pathlib.Path(
+    os.environ.get('PNEUMONIA_SHARED_DATA', REPO.parent / 'shared' / 'data'))
+
+
+def require_shared_data(*parts: str) -> pathlib.Path:
+  """Path of real images under ../shared/data; fails loudly in CI if absent.
+
+  The images are never copied into the repository; tests read them in place.
+  Outside CI a missing folder skips the test instead.
+  """
+  path = SHARED_DATA.joinpath(*parts)
+  if not path.exists():
+    message = (f'real test images not found at {path} (see '
+               '../shared/data/README.md; set PNEUMONIA_SHARED_DATA to move it)')
+    if os.environ.get('CI') == 'true':
+      pytest.fail(message)
+    pytest.skip(message)
+  return path
+
+
+def run_cli(args, env=None, timeout=1500) -> subprocess.CompletedProcess:
+  """Runs a repository script as a user would, capturing its output."""
+  full_env = dict(os.environ, PYTHONUNBUFFERED='1', TF_CPP_MIN_LOG_LEVEL='2')
+  full_env.update(env or {})
+  return subprocess.run([sys.executable, *map(str, args)], cwd=REPO,
+                        env=full_env, capture_output=True, text=True,
+                        timeout=timeout)
+
+
+def executions(metadata_path) -> list:
+  """(component class, state) of every execution in an MLMD store, oldest
+  first; state is e.g. 'COMPLETE', 'CACHED' or 'FAILED'."""
+  from ml_metadata.metadata_store import metadata_store  # pylint: disable=g-import-not-at-top
+  from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
+  config = metadata_store_pb2.ConnectionConfig()
+  config.sqlite.filename_uri = str(metadata_path)
+  config.sqlite.connection_mode = 1  # READONLY
+  store = metadata_store.MetadataStore(config)
+  return [(execution.type.rsplit('.', 1)[-1],
+           metadata_store_pb2.Execution.State.Name(execution.last_known_state))
+          for execution in sorted(store.get_executions(), key=lambda e: e.id)]

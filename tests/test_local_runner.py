@@ -1,0 +1,24 @@
+"""The local runner's command line: errors a user sees before any stage runs."""
+from tests.support import run_cli
+
+
+def test_empty_data_dir_without_credentials_explains_what_to_do(tmp_path):
+  home = tmp_path / 'home'
+  home.mkdir()
+  env = {'HOME': str(home), 'KAGGLE_USERNAME': '', 'KAGGLE_KEY': '',
+         'KAGGLE_CONFIG_DIR': str(home / 'nothing-here')}
+  result = run_cli(['local_runner.py', '--data-dir', tmp_path / 'data',
+                    '--output-dir', tmp_path / 'out'], env=env, timeout=120)
+  assert result.returncode == 2
+  assert 'Traceback' not in result.stderr + result.stdout
+  message = result.stderr
+  for needed in ('kaggle.json', 'KAGGLE_USERNAME', 'KAGGLE_KEY', 'DATA_DIR'):
+    assert needed in message, needed
+  assert not (tmp_path / 'out').exists(), 'nothing runs without data'
+
+
+def test_unknown_stage_is_refused_with_the_choices():
+  result = run_cli(['local_runner.py', '--stop-after', 'everything'],
+                   timeout=120)
+  assert result.returncode == 2
+  assert 'invalid choice' in result.stderr and 'validate' in result.stderr
