@@ -17,6 +17,16 @@ from tfx.components.example_gen import input_processor
 from components.image_example_gen import naming
 
 
+def _stat(path: str):
+  """(size, mtime in ns); os.stat for local files, where tf.io.gfile.stat
+  rounds mtime to whole seconds and would miss a quick same-size rewrite."""
+  if '://' not in path:
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns
+  stat = tf.io.gfile.stat(path)
+  return stat.length, stat.mtime_nsec
+
+
 def tree_fingerprint(input_base: str) -> str:
   """Order-independent fingerprint of every file below input_base."""
   digest = hashlib.sha256()
@@ -26,11 +36,11 @@ def tree_fingerprint(input_base: str) -> str:
     dirs[:] = [d for d in dirs if not naming.is_ignored_folder(d.rstrip('/'))]
     for name in files:
       path = os.path.join(root, name)
-      stat = tf.io.gfile.stat(path)
-      entries.append(f'{os.path.relpath(path, input_base)}\0{stat.length}\0'
-                     f'{stat.mtime_nsec}')
+      size, mtime_ns = _stat(path)
+      entries.append(f'{os.path.relpath(path, input_base)}\0{size}\0'
+                     f'{mtime_ns}')
       num_files += 1
-      total_bytes += stat.length
+      total_bytes += size
   for entry in sorted(entries):
     digest.update(entry.encode())
     digest.update(b'\n')

@@ -1,0 +1,123 @@
+"""Ingestion throughput: ImageExampleGen's executor vs a bare Python loop.
+
+Both read and decode every file of the full-resolution original sample
+(../shared/data/kermany-original-sample, 240 files) with the same TensorFlow
+decoder. The executor also hashes, deduplicates, splits by patient and writes
+TFRecords plus the report, all in Beam; the loop does nothing else.
+
+Beam's fixed costs (pipeline construction, worker start-up) weigh heavily on
+240 images, so the same comparison also runs on a scaled tree: 8 copies of
+the sample, each file made distinct (renamed patients, trailing bytes after
+the JPEG end marker, pixels unchanged).
+
+  python -m bench.ingest [--repeats 3] [--scale 8]
+
+Prints seconds, images/s and the ratio executor/loop per DirectRunner mode
+(goal >= 0.8).
+"""
+import argparse
+import os
+import pathlib
+import statistics
+import tempfile
+import time
+
+from absl import logging
+import tensorflow as tf
+from tfx.proto import example_gen_pb2
+from tfx.types import standard_artifacts
+from tfx.utils import proto_utils
+
+from components.image_example_gen import component
+from components.image_example_gen import executor
+from pipeline import config
+from tests.support import require_shared_data
+
+MODES = (  # (label, workers, DirectRunner mode)
+    ('DirectRunner multi_processing x2 (local_runner default)', 2,
+     'multi_processing'),
+    ('DirectRunner multi_threading x2', 2, 'multi_threading'),
+    ('DirectRunner in_memory x1', 1, 'in_memory'),
+)
+
+
+def bare_loop(paths) -> float:
+  """Seconds to read and decode every file in one Python loop."""
+  start = time.perf_counter()
+  for path in paths:
+    with open(path, 'rb') as f:
+      executor.decode_shape(f.read())
+  return time.perf_counter() - start
+
+
+def run_executor(data_dir: str, workers: int, mode: str) -> float:
+  """Seconds for one ImageExampleGen executor run, construction included."""
+  with tempfile.TemporaryDirectory() as out:
+    examples = standard_artifacts.Examples()
+    examples.uri = out
+    exec_properties = {
+        'input_base': data_dir,
+        'input_config': proto_utils.proto_to_json(example_gen_pb2.Input(
+            splits=[example_gen_pb2.Input.Split(name='images', pattern='*')])),
+        'output_config': proto_utils.proto_to_json(
+            component.patient_split_config()),
+        'output_data_format': example_gen_pb2.FORMAT_TF_EXAMPLE,
+    }
+    start = time.perf_counter()
+    run = executor.Executor(executor.Executor.Context(
+        beam_pipeline_args=config.direct_runner_args(workers, mode),
+        tmp_dir=os.path.join(out, '.tmp'), unique_id='bench'))
+    run.Do({}, {'examples': [examples]}, exec_properties)
+    return time.perf_counter() - start
+
+
+def scaled_copy(sample: pathlib.Path, target: pathlib.Path, copies: int):
+  """`copies` distinct copies of every image of the sample under target."""
+  for k in range(1, copies + 1):
+    for path in sample.rglob('*.jpeg'):
+      name = (path.name.replace('person', f'person{k}0000', 1)
+              if path.name.startswith('person') else
+              path.name.replace('IM-', f'IM-{k}', 1))
+      copy = target / f'copy{k}' / path.parent.name / name
+      copy.parent.mkdir(parents=True, exist_ok=True)
+      copy.write_bytes(path.read_bytes() + b'\0' * k)
+
+
+def compare(data_dir: str, repeats: int):
+  candidates, _ = executor.list_images(data_dir)
+  paths = [c.path for c in candidates]
+  megabytes = sum(os.path.getsize(p) for p in paths) / 1e6
+  print(f'\n{len(paths)} images, {megabytes:.0f} MB ({data_dir})')
+  bare_loop(paths[:5])  # warm the decoder
+  loop = statistics.median(bare_loop(paths) for _ in range(repeats))
+  loop_rate = len(paths) / loop
+  print(f'  {"bare loop (read+decode, 1 process)":55s} {loop:6.2f} s '
+        f'{loop_rate:6.1f} img/s')
+  for label, workers, mode in MODES:
+    times = [run_executor(data_dir, workers, mode) for _ in range(repeats)]
+    seconds = statistics.median(times)
+    rate = len(paths) / seconds
+    print(f'  {label:55s} {seconds:6.2f} s {rate:6.1f} img/s  '
+          f'ratio {rate / loop_rate:4.2f}  (runs: '
+          + ', '.join(f'{t:.1f}' for t in times) + ')')
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--repeats', type=int, default=3)
+  parser.add_argument('--scale', type=int, default=8,
+                      help='copies in the scaled tree (0: skip it)')
+  args = parser.parse_args()
+  logging.set_verbosity(logging.WARNING)
+  sample = require_shared_data('kermany-original-sample')
+  print(f'{os.cpu_count()} CPUs, TF {tf.__version__}; median of '
+        f'{args.repeats} runs; goal: ratio >= 0.8')
+  compare(str(sample), args.repeats)
+  if args.scale:
+    with tempfile.TemporaryDirectory() as scaled:
+      scaled_copy(sample / 'chest_xray', pathlib.Path(scaled), args.scale)
+      compare(scaled, args.repeats)
+
+
+if __name__ == '__main__':
+  main()
