@@ -16,6 +16,13 @@ from absl import logging
 
 from pipeline import config
 from pipeline import kaggle_data
+from trainer import resnet_weights
+
+
+def _describe_profile(name: str) -> str:
+  profile = config.TRAINING_PROFILES[name]
+  return (f"{profile['image_size']} px, up to {profile['epochs']} epochs, "
+          f"batch {profile['batch_size']}")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -33,9 +40,31 @@ def parse_args(argv=None) -> argparse.Namespace:
       '(default: $OUTPUT_DIR or %(default)s)')
   parser.add_argument(
       '--stop-after', choices=config.STAGES, default=config.STAGES[-1],
-      help='last stage to run: ingest (images to split tf.Examples), '
-      'validate (statistics and schema check; stops on anomalies). '
-      'Default: %(default)s')
+      help='last stage to run: ' + '; '.join(
+          f'{stage} ({what})' for stage, what in config.STAGE_HELP.items()) +
+      '. Default: %(default)s')
+  training = parser.add_argument_group(
+      'training', 'The profile sets defaults; each option overrides it.')
+  training.add_argument(
+      '--profile', choices=sorted(config.TRAINING_PROFILES),
+      default=config.DEFAULT_PROFILE,
+      help='quick: ' + _describe_profile('quick') + '; full: ' +
+      _describe_profile('full') + '. Default: %(default)s')
+  training.add_argument(
+      '--architectures', type=lambda text: [a.strip() for a in text.split(',')
+                                            if a.strip()],
+      help='comma-separated, from ' + ','.join(config.ARCHITECTURES) +
+      ' (default: all three; the best on validation AUC is exported)')
+  training.add_argument('--image-size', type=int,
+                        help='side of the square model input in pixels')
+  training.add_argument('--epochs', type=int,
+                        help='maximum epochs per architecture (early stopping '
+                        'on validation AUC may stop sooner)')
+  training.add_argument('--batch-size', type=int)
+  training.add_argument(
+      '--resnet-weights', metavar='imagenet|PATH|none',
+      help='ResNet50 initial weights: imagenet (default; from the Keras cache '
+      'or downloaded), a local weights file, or none (random; smoke tests)')
   parser.add_argument(
       '--workers', type=int, default=config.DEFAULT_DIRECT_NUM_WORKERS,
       help='Beam DirectRunner worker processes (1 runs in-process). '
@@ -50,13 +79,28 @@ def parse_args(argv=None) -> argparse.Namespace:
   return parser.parse_args(argv)
 
 
+def preflight_training(args) -> dict:
+  """Training settings, checked before any stage runs (seconds, not hours)."""
+  training = config.training_config(
+      args.profile, architectures=args.architectures,
+      image_size=args.image_size, epochs=args.epochs,
+      batch_size=args.batch_size, resnet_weights=args.resnet_weights)
+  stages = config.STAGES
+  if ('resnet50' in training['architectures'] and
+      stages.index(args.stop_after) >= stages.index('train')):
+    resnet_weights.resolve(training['resnet_weights'])
+  return training
+
+
 def main(argv=None) -> int:
   args = parse_args(argv)
   logging.set_verbosity(logging.INFO)
   try:
+    training = preflight_training(args)
     data_dir = kaggle_data.ensure_dataset(os.path.abspath(args.data_dir),
                                           log=logging.info)
-  except kaggle_data.DataSourceError as e:
+  except (kaggle_data.DataSourceError, resnet_weights.WeightsUnavailableError,
+          ValueError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
 
@@ -74,6 +118,7 @@ def main(argv=None) -> int:
       data_root=data_dir,
       schema_path=config.SCHEMA_PATH,
       stop_after=args.stop_after,
+      training=training,
       enable_cache=not args.no_cache,
       metadata_connection_config=(
           tfx.orchestration.metadata.sqlite_metadata_connection_config(

@@ -4,7 +4,7 @@
 runners (local_runner.py, kubeflow_runner.py) bind paths and choose the
 orchestrator. Defaults and names live in pipeline/config.py.
 """
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from tfx import v1 as tfx
 
@@ -19,6 +19,7 @@ def create_pipeline(
     data_root: str,
     schema_path: str,
     stop_after: str = config.STAGES[-1],
+    training: Optional[Dict[str, Any]] = None,
     enable_cache: bool = True,
     metadata_connection_config=None,
     beam_pipeline_args: Optional[List[str]] = None,
@@ -31,6 +32,8 @@ def create_pipeline(
     data_root: folder tree of NORMAL/PNEUMONIA images (local path or URI).
     schema_path: the curated schema file to import.
     stop_after: last stage to run, one of config.STAGES.
+    training: Trainer settings (config.training_config()); default: the
+      default profile.
     enable_cache: reuse results of unchanged inputs.
     metadata_connection_config: MLMD connection (None: orchestrator default).
     beam_pipeline_args: passed to every Beam-powered component.
@@ -53,6 +56,17 @@ def create_pipeline(
   anomaly_gate = AnomalyGate(anomalies=example_validator.outputs['anomalies'])
   stages['validate'] = [schema_gen, statistics_gen, example_validator,
                         anomaly_gate]
+
+  trainer = tfx.components.Trainer(
+      run_fn=config.TRAINER_RUN_FN,
+      examples=example_gen.outputs['examples'],
+      schema=schema_gen.outputs['schema'],
+      train_args=tfx.proto.TrainArgs(splits=['train']),
+      eval_args=tfx.proto.EvalArgs(splits=['eval']),
+      custom_config={'training': training or config.training_config()})
+  # Train only on data that passed validation.
+  trainer.add_upstream_node(anomaly_gate)
+  stages['train'] = [trainer]
 
   components = []
   for stage in config.STAGES[:config.STAGES.index(stop_after) + 1]:

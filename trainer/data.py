@@ -1,0 +1,93 @@
+"""tf.data input pipelines of the Trainer.
+
+Each split is decoded and resized once per run (`load_split` materialises an
+in-memory cache before training starts) and reused by every architecture and
+every epoch. Only the train split is shuffled and augmented (Albumentations,
+class-conditional, in parallel, seeded by element position so runs repeat).
+
+Why a cache rather than a TFX Transform: the decoded size depends on
+`--image-size`, a training option; a Transform would re-materialise the
+dataset on disk (tens of GB at 224 px float32 for the full set) for every
+size tried, and its graph would still have to decode JPEG at serving time.
+The cache costs one decode pass per run and RAM (~0.2 MB per 224-px image).
+"""
+import math
+import time
+from typing import Dict, List, NamedTuple
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from pipeline import constants
+from trainer import augment
+from trainer import preprocessing
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+class Split(NamedTuple):
+  dataset: tf.data.Dataset  # (image [S,S,1] float32, label int64), cached
+  size: int
+  label_counts: Dict[int, int]
+
+
+def load_split(files: List[str], image_size: int, name: str) -> Split:
+  """Decodes a split of gzipped tf.Example TFRecords once, into memory."""
+  start = time.perf_counter()
+  dataset = (
+      tf.data.TFRecordDataset(files, compression_type='GZIP',
+                              num_parallel_reads=AUTOTUNE)
+      .batch(64)
+      .map(preprocessing.parse_examples, num_parallel_calls=AUTOTUNE)
+      .unbatch()
+      .map(lambda raw, label: (preprocessing.preprocess_image(raw, image_size),
+                               label),
+           num_parallel_calls=AUTOTUNE)
+      .cache())
+  labels = np.array([label for _, label in dataset.as_numpy_iterator()],
+                    dtype=np.int64)  # fills the cache
+  if labels.size == 0:
+    raise ValueError(f'the {name} split is empty ({len(files)} files); '
+                     'ingest more patients')
+  counts = {label: int((labels == label).sum())
+            for label in range(len(constants.LABEL_NAMES))}
+  logging.info('Decoded the %s split once: %d images (%s) at %d px in %.1f s.',
+               name, labels.size, ', '.join(
+                   f'{counts[i]} {n}' for i, n in
+                   enumerate(constants.LABEL_NAMES)), image_size,
+               time.perf_counter() - start)
+  return Split(dataset, int(labels.size), counts)
+
+
+def steps_per_epoch(split: Split, batch_size: int) -> int:
+  return max(1, math.ceil(split.size / batch_size))
+
+
+def class_weights(split: Split) -> Dict[int, float]:
+  """Weights inversely proportional to class frequency (mean weight 1)."""
+  present = {label: n for label, n in split.label_counts.items() if n}
+  return {label: split.size / (len(present) * n)
+          for label, n in present.items()}
+
+
+def training_stream(split: Split, batch_size: int, seed: int,
+                    augment_images: bool = True) -> tf.data.Dataset:
+  """Endless shuffled, augmented batches of the train split."""
+  dataset = (split.dataset
+             .shuffle(split.size, seed=seed, reshuffle_each_iteration=True)
+             .repeat()
+             .enumerate())
+  if augment_images:
+    augment_fn = augment.make_augment_fn(seed)
+    dataset = dataset.map(
+        lambda index, item: (augment_fn(item[0], item[1], index), item[1]),
+        num_parallel_calls=AUTOTUNE, deterministic=True)
+  else:
+    dataset = dataset.map(lambda index, item: item)
+  return dataset.batch(batch_size).prefetch(AUTOTUNE)
+
+
+def evaluation_batches(split: Split, batch_size: int) -> tf.data.Dataset:
+  """The split as it is (no augmentation), batched."""
+  return split.dataset.batch(batch_size).prefetch(AUTOTUNE)

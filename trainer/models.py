@@ -1,0 +1,139 @@
+"""The three architectures, selected by name.
+
+Every model takes the output of `trainer.preprocessing.preprocess_image`:
+float32 [S, S, 1] in [0, 1], and returns the probability of PNEUMONIA
+([batch, 1], sigmoid).
+
+* `baseline_cnn`: a plain small CNN (conv/pool blocks, no normalisation or
+  regularisation) -- the notebook baseline.
+* `improved_cnn`: the same family with BatchNorm, Dropout and L2.
+* `resnet50`: Keras ResNet50 backbone with a new head; trained in two phases
+  (head with the backbone frozen, then the top blocks at a lower learning
+  rate; see `set_fine_tuning`).
+"""
+import math
+from typing import Optional
+
+import keras
+from keras import layers
+
+from pipeline import config
+
+ARCHITECTURES = config.ARCHITECTURES
+
+# Caffe-style ImageNet means (BGR) that the Keras ResNet50 weights expect.
+_IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
+
+
+def bn_momentum_for(steps_per_epoch: int) -> float:
+  """BatchNorm momentum whose moving statistics settle within one epoch.
+
+  With Keras' default 0.99 and ~100 steps per epoch the moving averages keep
+  ~37% of their initial values after the first epoch, inference-mode
+  outputs are near-constant and validation AUC sits at exactly 0.5 for
+  several epochs. Choosing m with m**steps_per_epoch = 0.01 leaves 1% of the
+  stale statistics after one epoch, at any dataset size (clipped to
+  [0.5, 0.99]).
+  """
+  steps = max(int(steps_per_epoch), 1)
+  return float(min(0.99, max(0.5, math.exp(math.log(0.01) / steps))))
+
+
+def _conv_block(x, filters: int, improved: bool, bn_momentum: float,
+                l2: float):
+  regularizer = keras.regularizers.L2(l2) if improved and l2 else None
+  for _ in range(2 if improved else 1):
+    x = layers.Conv2D(filters, 3, padding='same', use_bias=not improved,
+                      kernel_regularizer=regularizer)(x)
+    if improved:
+      x = layers.BatchNormalization(momentum=bn_momentum)(x)
+    x = layers.ReLU()(x)
+  return layers.MaxPooling2D()(x)
+
+
+def _cnn(name: str, image_size: int, improved: bool, bn_momentum: float,
+         l2: float, dropout: float) -> keras.Model:
+  inputs = keras.Input((image_size, image_size, 1), name='image')
+  # A strided stem keeps 224-px training affordable on a CPU.
+  x = layers.Conv2D(16, 5, strides=2, padding='same', use_bias=not improved)(
+      inputs)
+  if improved:
+    x = layers.BatchNormalization(momentum=bn_momentum)(x)
+  x = layers.ReLU()(x)
+  for filters in (32, 64, 128):
+    x = _conv_block(x, filters, improved, bn_momentum, l2)
+  x = layers.GlobalAveragePooling2D()(x)
+  if improved:
+    x = layers.Dropout(dropout)(x)
+  x = layers.Dense(64, activation='relu', kernel_regularizer=(
+      keras.regularizers.L2(l2) if improved and l2 else None))(x)
+  if improved:
+    x = layers.Dropout(dropout)(x)
+  outputs = layers.Dense(1, activation='sigmoid', name='pneumonia')(x)
+  return keras.Model(inputs, outputs, name=name)
+
+
+def _resnet50(image_size: int, weights: Optional[str], bn_momentum: float,
+              dropout: float) -> keras.Model:
+  inputs = keras.Input((image_size, image_size, 1), name='image')
+  # Grayscale to the 3 identical channels and pixel scale ResNet50 expects.
+  x = layers.Concatenate(name='to_rgb')([inputs, inputs, inputs])
+  x = layers.Rescaling(255.0)(x)
+  x = layers.Normalization(mean=_IMAGENET_BGR_MEAN, variance=(1.0, 1.0, 1.0),
+                           name='imagenet_mean')(x)
+  backbone = keras.applications.ResNet50(
+      include_top=False, weights=weights, pooling='avg',
+      input_shape=(image_size, image_size, 3))
+  pretrained = weights is not None
+  for layer in backbone.layers:
+    if isinstance(layer, layers.BatchNormalization):
+      layer.momentum = bn_momentum
+  # Pretrained BatchNorm statistics stay as they are (inference mode) in
+  # both phases; a randomly initialised backbone must learn its own.
+  x = backbone(x, training=False) if pretrained else backbone(x)
+  x = layers.Dropout(dropout)(x)
+  outputs = layers.Dense(1, activation='sigmoid', name='pneumonia')(x)
+  model = keras.Model(inputs, outputs, name='resnet50')
+  set_fine_tuning(model, phase=1, pretrained=pretrained)
+  return model
+
+
+def set_fine_tuning(model: keras.Model, phase: int, pretrained: bool = True,
+                    unfreeze_from: str = 'conv5_') -> None:
+  """Phase 1: only the head trains. Phase 2: also the backbone's layers from
+  the first whose name starts with `unfreeze_from` (ResNet50's last stage);
+  BatchNorm layers of a pretrained backbone stay frozen. Recompile after."""
+  backbone = model.get_layer('resnet50')
+  backbone.trainable = phase >= 2
+  if phase < 2:
+    return
+  unfrozen = False
+  for layer in backbone.layers:
+    unfrozen = unfrozen or layer.name.startswith(unfreeze_from)
+    layer.trainable = unfrozen and not (
+        pretrained and isinstance(layer, layers.BatchNormalization))
+
+
+def build_model(name: str, image_size: int, steps_per_epoch: int,
+                l2: float = 1e-4, dropout: float = 0.3,
+                resnet_weights: Optional[str] = None) -> keras.Model:
+  """The architecture `name` for square images of `image_size` pixels.
+
+  Args:
+    name: one of ARCHITECTURES.
+    image_size: side of the preprocessed image.
+    steps_per_epoch: training steps per epoch (sets BatchNorm momentum).
+    l2: L2 weight decay of improved_cnn.
+    dropout: dropout rate of improved_cnn and the ResNet50 head.
+    resnet_weights: 'imagenet', a local weights file, or None (random; for
+      smoke tests only). See trainer.resnet_weights.
+  """
+  bn_momentum = bn_momentum_for(steps_per_epoch)
+  if name == 'baseline_cnn':
+    return _cnn(name, image_size, False, bn_momentum, l2, dropout)
+  if name == 'improved_cnn':
+    return _cnn(name, image_size, True, bn_momentum, l2, dropout)
+  if name == 'resnet50':
+    return _resnet50(image_size, resnet_weights, bn_momentum, dropout)
+  raise ValueError(f'unknown architecture {name!r}; choose from '
+                   f'{", ".join(ARCHITECTURES)}')

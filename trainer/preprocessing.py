@@ -1,0 +1,38 @@
+"""The one image preprocessing function of training, evaluation and serving.
+
+Encoded JPEG/PNG bytes (grayscale or RGB, any size) -> float32
+[image_size, image_size, 1] in [0, 1]. Every model takes this tensor; a model
+that needs three channels (ResNet50) repeats the channel inside itself, so
+one decoded, resized cache serves all architectures and a colour file can
+never tell the model anything a grayscale one would not (in this dataset
+only some PNEUMONIA originals are RGB). Original resolution and file size
+are gone after this function.
+"""
+import tensorflow as tf
+
+from pipeline import constants
+
+
+def preprocess_image(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:
+  """Decodes, converts to grayscale, resizes and scales one image."""
+  image = tf.io.decode_image(image_bytes, channels=1, expand_animations=False)
+  image = tf.image.resize(tf.cast(image, tf.float32), (image_size, image_size),
+                          method=tf.image.ResizeMethod.AREA)
+  image = tf.ensure_shape(image / 255.0, (image_size, image_size, 1))
+  return image
+
+
+def parse_examples(serialized: tf.Tensor):
+  """Image bytes and labels of a batch of serialized tf.Examples."""
+  features = tf.io.parse_example(serialized, {
+      constants.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
+      constants.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+  })
+  return features[constants.IMAGE_KEY], features[constants.LABEL_KEY]
+
+
+def preprocess_batch(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:
+  """`preprocess_image` over a batch of encoded images."""
+  return tf.map_fn(lambda b: preprocess_image(b, image_size), image_bytes,
+                   fn_output_signature=tf.TensorSpec(
+                       (image_size, image_size, 1), tf.float32))

@@ -1,0 +1,263 @@
+"""The Trainer's entry point: `run_fn` (dotted path trainer.run.run_fn).
+
+Trains each selected architecture on the cached, augmented train split with
+early stopping on validation AUC, checkpoints every epoch, records per-epoch
+history (JSON, CSV, TensorBoard), then exports the architecture with the best
+validation AUC as the Trainer's SavedModel and writes a comparison table of
+all of them beside it.
+
+Layout of the Trainer's model_run_dir:
+  <architecture>/history.json, history.csv, checkpoints/, tensorboard/
+  comparison.json, comparison.csv, comparison.md, training_settings.json
+"""
+import contextlib
+import csv
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from typing import Any, Dict, List, Optional
+
+from absl import logging
+import keras
+import tensorflow as tf
+
+from pipeline import config
+from pipeline import constants
+from trainer import data
+from trainer import models
+from trainer import progress
+from trainer import resnet_weights
+from trainer import signatures
+
+HISTORY_FIELDS = ('epoch', 'phase', 'loss', 'accuracy', 'auc', 'val_loss',
+                  'val_accuracy', 'val_auc', 'seconds', 'images_per_second')
+COMPARISON_FIELDS = ('architecture', 'selected', 'val_auc', 'val_accuracy',
+                     'val_loss', 'best_epoch', 'epochs_run', 'train_auc',
+                     'parameters', 'seconds', 'images_per_second')
+DEFAULT_THRESHOLD = 0.5  # until the evaluation stage tunes it
+
+
+class HistoryRecorder(keras.callbacks.Callback):
+  """Appends each epoch's metrics to a list and rewrites JSON and CSV files,
+  so an interrupted run keeps what it learned."""
+
+  def __init__(self, rows: List[Dict[str, Any]], directory: str, phase: int,
+               images_per_epoch: int):
+    super().__init__()
+    self._rows, self._dir, self._phase = rows, directory, phase
+    self._images = images_per_epoch
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._start = time.perf_counter()
+
+  def on_epoch_end(self, epoch, logs=None):
+    seconds = time.perf_counter() - self._start
+    row = {'epoch': epoch + 1, 'phase': self._phase,
+           'seconds': round(seconds, 3),
+           'images_per_second': round(self._images / max(seconds, 1e-9), 2)}
+    row.update({k: float(v) for k, v in (logs or {}).items()
+                if k in HISTORY_FIELDS})
+    self._rows.append(row)
+    write_table(os.path.join(self._dir, 'history'), self._rows,
+                HISTORY_FIELDS)
+
+
+def write_table(path_without_ext: str, rows: List[Dict[str, Any]],
+                fields) -> None:
+  """Writes rows as <path>.json and <path>.csv."""
+  with open(path_without_ext + '.json', 'w') as f:
+    json.dump(rows, f, indent=1)
+  with open(path_without_ext + '.csv', 'w', newline='') as f:
+    writer = csv.DictWriter(f, fieldnames=list(fields), extrasaction='ignore')
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def comparison_markdown(rows: List[Dict[str, Any]]) -> str:
+  header = ('| architecture | val AUC | val accuracy | val loss | best epoch '
+            '| epochs run | parameters | minutes | selected |')
+  lines = [header, '|' + '---|' * 9]
+  for r in rows:
+    lines.append(
+        f"| {r['architecture']} | {r['val_auc']:.4f} | {r['val_accuracy']:.4f}"
+        f" | {r['val_loss']:.4f} | {r['best_epoch']} | {r['epochs_run']} | "
+        f"{r['parameters']:,} | {r['seconds'] / 60:.1f} | "
+        f"{'**yes**' if r['selected'] else ''} |")
+  return '\n'.join(lines) + '\n'
+
+
+@contextlib.contextmanager
+def local_directory(uri: str):
+  """A local folder for `uri`; copied to it afterwards when `uri` is remote
+  (h5 checkpoints and CSV need a local file system)."""
+  if '://' not in uri:
+    os.makedirs(uri, exist_ok=True)
+    yield uri
+    return
+  local = tempfile.mkdtemp(prefix='trainer-')
+  try:
+    yield local
+  finally:
+    for root, _, files in os.walk(local):
+      for name in files:
+        source = os.path.join(root, name)
+        target = uri.rstrip('/') + '/' + os.path.relpath(source, local)
+        tf.io.gfile.makedirs(os.path.dirname(target))
+        tf.io.gfile.copy(source, target, overwrite=True)
+    shutil.rmtree(local, ignore_errors=True)
+
+
+def _compile(model: keras.Model, learning_rate: float) -> None:
+  model.compile(
+      optimizer=keras.optimizers.Adam(learning_rate),
+      loss=keras.losses.BinaryCrossentropy(),
+      metrics=[keras.metrics.BinaryAccuracy(name='accuracy'),
+               keras.metrics.AUC(name='auc')])
+
+
+def _phases(name: str, settings: Dict[str, Any]):
+  """(phase, epochs, learning rate) of each training phase."""
+  epochs = int(settings['epochs'])
+  if name != 'resnet50':
+    return [(1, epochs, settings['learning_rate'])]
+  head = min(epochs, max(1, round(epochs *
+                                  settings['resnet_head_epochs_fraction'])))
+  phases = [(1, head, settings['learning_rate'])]
+  if epochs > head:
+    phases.append((2, epochs - head, settings['fine_tune_learning_rate']))
+  return phases
+
+
+def train_architecture(name: str, train: data.Split, evaluation: data.Split,
+                       settings: Dict[str, Any], run_dir: str,
+                       weights: Optional[str]):
+  """Trains one architecture; returns (Keras model, comparison row)."""
+  batch_size, seed = int(settings['batch_size']), int(settings['seed'])
+  steps = data.steps_per_epoch(train, batch_size)
+  keras.utils.set_random_seed(seed)
+  model = models.build_model(
+      name, int(settings['image_size']), steps, l2=settings['l2'],
+      dropout=settings['dropout'], resnet_weights=weights)
+  arch_dir = os.path.join(run_dir, name)
+  checkpoint_dir = os.path.join(arch_dir, 'checkpoints')
+  os.makedirs(checkpoint_dir, exist_ok=True)
+  train_batches = data.training_stream(train, batch_size, seed)
+  eval_batches = data.evaluation_batches(evaluation, batch_size)
+  class_weight = data.class_weights(train) if settings['class_weights'] else None
+  logging.info('[%s] %d parameters, %d steps/epoch of %d, BatchNorm momentum '
+               '%.3f, class weights %s', name, model.count_params(), steps,
+               batch_size, models.bn_momentum_for(steps), class_weight)
+
+  rows: List[Dict[str, Any]] = []
+  start = time.perf_counter()
+  epoch = 0
+  total_epochs = int(settings['epochs'])
+  for phase, epochs, learning_rate in _phases(name, settings):
+    if name == 'resnet50':
+      models.set_fine_tuning(model, phase, pretrained=weights is not None)
+      logging.info('[%s] phase %d: %d epochs at learning rate %g, %d '
+                   'trainable weights', name, phase, epochs, learning_rate,
+                   len(model.trainable_weights))
+    _compile(model, learning_rate)
+    model.fit(
+        train_batches, epochs=epoch + epochs, initial_epoch=epoch,
+        steps_per_epoch=steps, validation_data=eval_batches,
+        class_weight=class_weight, verbose=0,
+        callbacks=[
+            keras.callbacks.EarlyStopping(
+                monitor='val_auc', mode='max',
+                patience=int(settings['patience']),
+                restore_best_weights=True),
+            keras.callbacks.ModelCheckpoint(os.path.join(
+                checkpoint_dir, 'epoch-{epoch:03d}.weights.h5'),
+                                            save_weights_only=True),
+            keras.callbacks.TensorBoard(os.path.join(arch_dir, 'tensorboard')),
+            HistoryRecorder(rows, arch_dir, phase, steps * batch_size),
+            progress.ProgressLogger(name, total_epochs, steps, batch_size,
+                                    settings['log_every_seconds'], epoch),
+        ])
+    epoch = rows[-1]['epoch']
+  seconds = time.perf_counter() - start
+
+  best = max(rows, key=lambda r: (r.get('val_auc', 0.0), -r['epoch']))
+  model.load_weights(os.path.join(
+      checkpoint_dir, f"epoch-{best['epoch']:03d}.weights.h5"))
+  row = {
+      'architecture': name, 'selected': False,
+      'val_auc': best.get('val_auc', float('nan')),
+      'val_accuracy': best.get('val_accuracy', float('nan')),
+      'val_loss': best.get('val_loss', float('nan')),
+      'train_auc': best.get('auc', float('nan')),
+      'best_epoch': best['epoch'], 'epochs_run': len(rows),
+      'parameters': int(model.count_params()), 'seconds': round(seconds, 1),
+      'images_per_second': round(len(rows) * steps * batch_size /
+                                 max(seconds, 1e-9), 2),
+  }
+  logging.info('[%s] best epoch %d of %d: val_auc %.4f (%.1f min)', name,
+               row['best_epoch'], row['epochs_run'], row['val_auc'],
+               seconds / 60)
+  return model, row
+
+
+def _files(patterns) -> List[str]:
+  files = sorted(f for pattern in patterns for f in tf.io.gfile.glob(pattern))
+  if not files:
+    raise ValueError(f'no input files match {list(patterns)}')
+  return files
+
+
+def train_and_export(train_files: List[str], eval_files: List[str],
+                     settings: Dict[str, Any], run_dir: str,
+                     serving_model_dir: str) -> List[Dict[str, Any]]:
+  """Trains every selected architecture, exports the best; returns the
+  comparison rows."""
+  architectures = list(settings['architectures'])
+  # Fail before any work if ResNet50 weights cannot be had.
+  weights = (resnet_weights.resolve(settings['resnet_weights'])
+             if 'resnet50' in architectures else None)
+  image_size = int(settings['image_size'])
+  with local_directory(run_dir) as local_run_dir:
+    with open(os.path.join(local_run_dir, 'training_settings.json'), 'w') as f:
+      json.dump(settings, f, indent=1, sort_keys=True)
+    train = data.load_split(train_files, image_size, 'train')
+    evaluation = data.load_split(eval_files, image_size, 'eval')
+    trained, rows = {}, []
+    for name in architectures:
+      model, row = train_architecture(name, train, evaluation, settings,
+                                      local_run_dir, weights)
+      trained[name] = model
+      rows.append(row)
+    best = max(rows, key=lambda r: (-1.0 if math.isnan(r['val_auc'])
+                                    else r['val_auc']))
+    best['selected'] = True
+    table = comparison_markdown(rows)
+    logging.info('Architecture comparison (validation split):\n%s', table)
+    write_table(os.path.join(local_run_dir, 'comparison'), rows,
+                COMPARISON_FIELDS)
+    with open(os.path.join(local_run_dir, 'comparison.md'), 'w') as f:
+      f.write(table)
+
+  signatures.export(
+      trained[best['architecture']], serving_model_dir, image_size,
+      DEFAULT_THRESHOLD,
+      info={'architecture': best['architecture'], 'comparison': rows,
+            'training_settings': settings,
+            'label_names': list(constants.LABEL_NAMES)})
+  # The comparison also lives beside the exported model.
+  beside = os.path.dirname(serving_model_dir.rstrip('/'))
+  for ext in ('json', 'csv', 'md'):
+    tf.io.gfile.copy(os.path.join(run_dir, f'comparison.{ext}'),
+                     os.path.join(beside, f'comparison.{ext}'), overwrite=True)
+  logging.info('Exported %s (val_auc %.4f) to %s', best['architecture'],
+               best['val_auc'], serving_model_dir)
+  return rows
+
+
+def run_fn(fn_args) -> None:
+  """TFX Trainer entry point (GenericExecutor)."""
+  settings = config.training_config(**fn_args.custom_config['training'])
+  train_and_export(_files(fn_args.train_files), _files(fn_args.eval_files),
+                   settings, fn_args.model_run_dir, fn_args.serving_model_dir)
