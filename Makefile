@@ -21,7 +21,7 @@ TEST_ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help env run test unit bench bench-ingest lock clean
+.PHONY: help env run test bench bench-ingest bench-train lock clean
 
 help:
 	@echo "make run   DATA_DIR=data OUTPUT_DIR=output RUN_ARGS='--stop-after validate'"
@@ -48,10 +48,13 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(TEST_ARGS)
 
-bench: bench-ingest
+bench: bench-ingest bench-train
 
 bench-ingest: $(STAMP)
 	$(PY) -m bench.ingest
+
+bench-train: $(STAMP)
+	$(PY) -m bench.train
 
 # Re-resolve the pins after editing requirements.in.
 lock: $(STAMP)

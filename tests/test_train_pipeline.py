@@ -1,0 +1,175 @@
+"""End-to-end: the real pipeline up to the Trainer on a few dozen real images.
+
+Quick settings, all three architectures (ResNet50 from random weights: no
+ImageNet download here), then the exported model is loaded in a fresh
+process with no project code importable and called on a grayscale original,
+a 3-channel JPEG and a PNG.
+"""
+import csv
+import glob
+import json
+import os
+import shutil
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline import config
+from pipeline import constants
+from tests.support import executions
+from tests.support import require_shared_data
+from tests.support import run_cli
+
+_IMAGES_PER_CLASS = 24
+
+
+def _pick_images(kermany_224, data_dir):
+  """The first images of distinct patients, per class (deterministic)."""
+  from components.image_example_gen import naming  # pylint: disable=g-import-not-at-top
+  for label in constants.LABEL_NAMES:
+    seen = set()
+    for path in sorted((kermany_224 / 'chest_xray' / 'train' / label).glob(
+        '*.jpeg')):
+      patient = naming.parse_file_name(path.name).patient_id
+      if patient in seen:
+        continue
+      seen.add(patient)
+      target = data_dir / label / path.name
+      target.parent.mkdir(parents=True, exist_ok=True)
+      shutil.copyfile(path, target)
+      if len(seen) == _IMAGES_PER_CLASS:
+        break
+
+
+def _serving_inputs(original_sample, kermany_224, folder):
+  """A grayscale original, a 3-channel JPEG and a PNG, written to folder."""
+  with open(original_sample / 'MANIFEST.csv') as f:
+    rows = list(csv.DictReader(f))
+  gray = next(r for r in rows if r['channels'] == '1')
+  rgb = next(r for r in rows if r['channels'] == '3')
+  paths = {'grayscale_original': original_sample / gray['path'],
+           'rgb_original': original_sample / rgb['path']}
+  jpeg = sorted((kermany_224 / 'chest_xray' / 'train' / 'PNEUMONIA').glob(
+      '*.jpeg'))[-1]
+  assert tf.io.decode_jpeg(jpeg.read_bytes()).shape[-1] == 3
+  paths['rgb_224_jpeg'] = jpeg
+  png = folder / 'from_original.png'
+  image = tf.io.decode_jpeg(paths['grayscale_original'].read_bytes())
+  png.write_bytes(tf.io.encode_png(tf.image.resize(
+      image, (400, 500)).numpy().astype(np.uint8)).numpy())
+  paths['png'] = png
+  return paths
+
+
+_LOAD_IN_FRESH_PROCESS = textwrap.dedent('''
+    import importlib.util, json, sys
+    repo = sys.argv[1]
+    sys.path = [p for p in sys.path if p not in ('', '.', repo)]
+    for name in ('trainer', 'pipeline', 'components'):
+      assert importlib.util.find_spec(name) is None, name
+    import tensorflow as tf
+    model = tf.saved_model.load(sys.argv[2])
+    serve = model.signatures['serving_default']
+    out = {}
+    for path in sys.argv[3:]:
+      result = serve(image_bytes=tf.constant([open(path, 'rb').read()]))
+      out[path] = {k: v.numpy().tolist() for k, v in result.items()}
+    print('RESULT ' + json.dumps(out, default=lambda b: b.decode()))
+''')
+
+
+def test_train_stage_exports_a_servable_model(original_sample, kermany_224,
+                                               tmp_path):
+  data_dir, output_dir = tmp_path / 'data', tmp_path / 'output'
+  _pick_images(kermany_224, data_dir)
+  result = run_cli([
+      'local_runner.py', '--data-dir', data_dir, '--output-dir', output_dir,
+      '--stop-after', 'train', '--profile', 'quick', '--image-size', '64',
+      '--epochs', '3', '--batch-size', '8', '--resnet-weights', 'none',
+      '--workers', '1'])
+  assert result.returncode == 0, result.stderr[-5000:]
+  log = result.stderr
+  states = executions(config.output_paths(str(output_dir))['metadata_path'])
+  assert states[-1] == ('Trainer', 'COMPLETE'), states
+
+  # Progress lines: epoch, step, images/s, ETA.
+  progress = [line for line in log.splitlines() if '] epoch ' in line]
+  assert progress and all('img/s' in line and 'ETA' in line
+                          for line in progress)
+  # Each split is decoded once, not once per epoch or architecture.
+  assert log.count('Decoded the train split once') == 1
+  assert log.count('Decoded the eval split once') == 1
+
+  trainer_root = config.output_paths(str(output_dir))['pipeline_root']
+  run_dir = glob.glob(os.path.join(trainer_root, 'Trainer', 'model_run', '*'))[0]
+  model_dir = glob.glob(os.path.join(trainer_root, 'Trainer', 'model', '*'))[0]
+  with open(os.path.join(model_dir, 'comparison.json')) as f:
+    comparison = json.load(f)
+  assert [r['architecture'] for r in comparison] == list(config.ARCHITECTURES)
+  selected = [r for r in comparison if r['selected']]
+  assert len(selected) == 1
+  assert selected[0]['val_auc'] == max(r['val_auc'] for r in comparison)
+
+  for name in config.ARCHITECTURES:
+    with open(os.path.join(run_dir, name, 'history.json')) as f:
+      history = json.load(f)
+    assert len(history) == 3, (name, history)  # patience 2 < 3 epochs
+    assert all({'loss', 'auc', 'val_loss', 'val_auc', 'accuracy'} <= set(row)
+               for row in history)
+    assert len(glob.glob(os.path.join(run_dir, name, 'checkpoints',
+                                      '*.weights.h5'))) == len(history)
+    assert glob.glob(os.path.join(run_dir, name, 'tensorboard', '**',
+                                  'events.out.tfevents.*'), recursive=True)
+  # BatchNorm statistics usable from the first epochs: validation AUC of the
+  # BatchNorm model moves off exactly 0.5.
+  with open(os.path.join(run_dir, 'improved_cnn', 'history.json')) as f:
+    val_aucs = [row['val_auc'] for row in json.load(f)]
+  assert max(abs(auc - 0.5) for auc in val_aucs) > 0.02, val_aucs
+
+  # The exported model serves raw bytes in a process without our code.
+  inputs = _serving_inputs(original_sample, kermany_224, tmp_path)
+  script = tmp_path / 'load.py'
+  script.write_text(_LOAD_IN_FRESH_PROCESS)
+  served = run_cli([script, os.path.abspath('.'),
+                    os.path.join(model_dir, 'Format-Serving'),
+                    *inputs.values()], timeout=300)
+  assert served.returncode == 0, served.stderr[-3000:]
+  line = [l for l in served.stdout.splitlines() if l.startswith('RESULT ')][0]
+  outputs = json.loads(line[len('RESULT '):])
+  assert len(outputs) == len(inputs) == 4
+  for path, out in outputs.items():
+    (probability,) = out[constants.PROBABILITY_OUTPUT]
+    (label,) = out[constants.LABEL_OUTPUT]
+    assert 0.0 <= probability <= 1.0, path
+    assert label == ('PNEUMONIA' if probability >= 0.5 else 'NORMAL'), path
+
+
+def test_missing_resnet_weights_stop_the_run_before_any_stage(tmp_path):
+  data = require_shared_data('kermany-224', 'chest_xray', 'train')
+  result = run_cli(['local_runner.py', '--data-dir', data, '--output-dir',
+                    tmp_path / 'out', '--stop-after', 'train',
+                    '--resnet-weights', str(tmp_path / 'missing.h5')],
+                   timeout=120)
+  assert result.returncode == 2
+  assert 'Traceback' not in result.stderr
+  for alternative in ('--resnet-weights none', '--architectures '
+                      'baseline_cnn,improved_cnn', 'missing.h5'):
+    assert alternative in result.stderr, alternative
+  assert not (tmp_path / 'out').exists()
+
+
+def test_imagenet_weights_unreachable_stop_the_run_before_any_stage(
+    tmp_path):
+  from trainer import resnet_weights  # pylint: disable=g-import-not-at-top
+  if resnet_weights._can_reach(resnet_weights.DOWNLOAD_HOST):  # pylint: disable=protected-access
+    pytest.skip('ImageNet weights can be downloaded here: nothing to refuse')
+  data = require_shared_data('kermany-224', 'chest_xray', 'train')
+  result = run_cli(['local_runner.py', '--data-dir', data, '--output-dir',
+                    tmp_path / 'out', '--stop-after', 'train'],
+                   env={'KERAS_HOME': str(tmp_path / 'keras')}, timeout=120)
+  assert result.returncode == 2
+  assert 'ImageNet weights' in result.stderr
+  assert '--resnet-weights none' in result.stderr
+  assert not (tmp_path / 'out').exists()
