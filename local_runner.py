@@ -65,6 +65,29 @@ def parse_args(argv=None) -> argparse.Namespace:
       '--resnet-weights', metavar='imagenet|PATH|none',
       help='ResNet50 initial weights: imagenet (default; from the Keras cache '
       'or downloaded), a local weights file, or none (random; smoke tests)')
+  training.add_argument(
+      '--target-sensitivity', type=float,
+      help='the operating threshold is the highest one reaching this '
+      'sensitivity on the eval split (default %s)' %
+      config.TRAINING_DEFAULTS['target_sensitivity'])
+  training.add_argument(
+      '--shuffle-labels', action='store_true', default=None,
+      help='negative control for audits: train on permuted labels (the '
+      'evaluation must then refuse the model)')
+  blessing = parser.add_argument_group(
+      'blessing', 'A model is pushed only if it passes all of these on the '
+      'test split.')
+  blessing.add_argument('--min-auc', type=float,
+                        default=config.EVALUATION_DEFAULTS['min_auc'],
+                        help='default %(default)s')
+  blessing.add_argument('--min-recall', type=float,
+                        default=config.EVALUATION_DEFAULTS['min_recall'],
+                        help='sensitivity at the operating threshold; '
+                        'default %(default)s')
+  blessing.add_argument('--max-auc-drop', type=float,
+                        default=config.EVALUATION_DEFAULTS['max_auc_drop'],
+                        help='largest AUC drop allowed against the deployed '
+                        'model; default %(default)s')
   parser.add_argument(
       '--workers', type=int, default=config.DEFAULT_DIRECT_NUM_WORKERS,
       help='Beam DirectRunner worker processes (1 runs in-process). '
@@ -84,7 +107,9 @@ def preflight_training(args) -> dict:
   training = config.training_config(
       args.profile, architectures=args.architectures,
       image_size=args.image_size, epochs=args.epochs,
-      batch_size=args.batch_size, resnet_weights=args.resnet_weights)
+      batch_size=args.batch_size, resnet_weights=args.resnet_weights,
+      target_sensitivity=args.target_sensitivity,
+      shuffle_labels=args.shuffle_labels)
   stages = config.STAGES
   if ('resnet50' in training['architectures'] and
       stages.index(args.stop_after) >= stages.index('train')):
@@ -117,8 +142,12 @@ def main(argv=None) -> int:
       pipeline_root=paths['pipeline_root'],
       data_root=data_dir,
       schema_path=config.SCHEMA_PATH,
+      serving_model_dir=paths['serving_model_dir'],
+      reports_dir=paths['reports_dir'],
       stop_after=args.stop_after,
       training=training,
+      blessing={'min_auc': args.min_auc, 'min_recall': args.min_recall,
+                'max_auc_drop': args.max_auc_drop},
       enable_cache=not args.no_cache,
       metadata_connection_config=(
           tfx.orchestration.metadata.sqlite_metadata_connection_config(
@@ -126,7 +155,8 @@ def main(argv=None) -> int:
       beam_pipeline_args=(config.direct_runner_args(args.workers) +
                           args.beam_arg),
   )
-  tfx.orchestration.LocalDagRunner().run(pipeline)
+  runner = tfx.orchestration.LocalDagRunner()
+  runner.run_with_ir(pipeline_lib.compile_for_local(pipeline))
   return 0
 
 

@@ -29,8 +29,22 @@ STAGE_HELP = {
     'ingest': 'images to tf.Examples split by patient, with a report',
     'validate': 'statistics and schema check; stops on anomalies',
     'train': 'the selected architectures; exports the best',
+    'evaluate': 'TFMA on the test split against the deployed model; blesses '
+                'or not; writes the run report',
+    'push': 'a blessed model to OUTPUT_DIR/serving_model/<version>',
 }
 STAGES = tuple(STAGE_HELP)
+
+# Nodes that must see the present, never a cached result: the deployed model
+# changes between runs, and every run gets its own report.
+NEVER_CACHED = ('DeployedModel', 'RunReport')
+
+# --- evaluation (pipeline/evaluation.py) ---------------------------------------
+EVALUATION_DEFAULTS = {
+    'min_auc': 0.90,  # on the test split
+    'min_recall': 0.90,  # sensitivity at the operating threshold
+    'max_auc_drop': 0.01,  # vs the deployed model
+}
 
 # --- training (trainer/) -------------------------------------------------------
 ARCHITECTURES = ('baseline_cnn', 'improved_cnn', 'resnet50')
@@ -51,6 +65,12 @@ TRAINING_DEFAULTS = {
     'l2': 1e-4,
     'dropout': 0.3,
     'class_weights': True,  # weigh classes inversely to their frequency
+    # The operating threshold is the highest one reaching this sensitivity
+    # on the eval split (trainer/threshold.py).
+    'target_sensitivity': 0.95,
+    # Negative control for audits: train on permuted labels; the evaluation
+    # must then refuse the model (tests/test_evaluate_push_pipeline.py).
+    'shuffle_labels': False,
     'seed': 42,
     'log_every_seconds': 30.0,  # progress lines while training
 }

@@ -7,10 +7,16 @@ orchestrator. Defaults and names live in pipeline/config.py.
 from typing import Any, Dict, List, Optional
 
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 
 from components.anomaly_gate.component import AnomalyGate
+from components.deployed_model.component import DeployedModel
+from components.evaluator.component import OperatingPointEvaluator
 from components.image_example_gen.component import ImageExampleGen
+from components.pusher import executor as pusher_executor
+from components.run_report.component import RunReport
 from pipeline import config
+from pipeline import evaluation
 
 
 def create_pipeline(
@@ -18,8 +24,11 @@ def create_pipeline(
     pipeline_root: str,
     data_root: str,
     schema_path: str,
+    serving_model_dir: str,
+    reports_dir: str,
     stop_after: str = config.STAGES[-1],
     training: Optional[Dict[str, Any]] = None,
+    blessing: Optional[Dict[str, float]] = None,
     enable_cache: bool = True,
     metadata_connection_config=None,
     beam_pipeline_args: Optional[List[str]] = None,
@@ -31,9 +40,12 @@ def create_pipeline(
     pipeline_root: where artifacts are written.
     data_root: folder tree of NORMAL/PNEUMONIA images (local path or URI).
     schema_path: the curated schema file to import.
+    serving_model_dir: push destination; TF Serving watches its versions.
+    reports_dir: where each run's report.html goes.
     stop_after: last stage to run, one of config.STAGES.
     training: Trainer settings (config.training_config()); default: the
       default profile.
+    blessing: min_auc, min_recall, max_auc_drop (config.EVALUATION_DEFAULTS).
     enable_cache: reuse results of unchanged inputs.
     metadata_connection_config: MLMD connection (None: orchestrator default).
     beam_pipeline_args: passed to every Beam-powered component.
@@ -68,9 +80,40 @@ def create_pipeline(
   trainer.add_upstream_node(anomaly_gate)
   stages['train'] = [trainer]
 
+  deployed = DeployedModel(push_destination=serving_model_dir)
+  evaluator = OperatingPointEvaluator(
+      examples=example_gen.outputs['examples'],
+      model=trainer.outputs['model'],
+      baseline_model=deployed.outputs['model'],
+      schema=schema_gen.outputs['schema'],
+      example_splits=['test'],
+      eval_config=evaluation.eval_config(
+          **dict(config.EVALUATION_DEFAULTS, **(blessing or {}))))
+  stages['evaluate'] = [deployed, evaluator]
+
+  pusher = tfx.components.Pusher(
+      model=trainer.outputs['model'],
+      model_blessing=evaluator.outputs['blessing'],
+      push_destination=tfx.proto.PushDestination(
+          filesystem=tfx.proto.PushDestination.Filesystem(
+              base_directory=serving_model_dir)),
+      custom_executor_spec=executor_spec.ExecutorClassSpec(
+          pusher_executor.Executor))
+  stages['push'] = [pusher]
+
   components = []
   for stage in config.STAGES[:config.STAGES.index(stop_after) + 1]:
     components.extend(stages[stage])
+  if config.STAGES.index(stop_after) >= config.STAGES.index('evaluate'):
+    pushed = stop_after == 'push'
+    components.append(RunReport(
+        examples=example_gen.outputs['examples'], reports_dir=reports_dir,
+        pipeline_name=pipeline_name, model_run=trainer.outputs['model_run'],
+        model=trainer.outputs['model'],
+        evaluation=evaluator.outputs['evaluation'],
+        blessing=evaluator.outputs['blessing'],
+        baseline_model=deployed.outputs['model'],
+        pushed_model=pusher.outputs['pushed_model'] if pushed else None))
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,
       pipeline_root=pipeline_root,
@@ -79,3 +122,14 @@ def create_pipeline(
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=beam_pipeline_args or [],
   )
+
+
+def compile_for_local(pipeline: tfx.dsl.Pipeline):
+  """Pipeline IR for the LocalDagRunner, with config.NEVER_CACHED nodes'
+  caching turned off (TFX only has a pipeline-wide switch)."""
+  from tfx.dsl.compiler import compiler  # pylint: disable=g-import-not-at-top
+  ir = compiler.Compiler().compile(pipeline)
+  for node in ir.nodes:
+    if node.pipeline_node.node_info.id in config.NEVER_CACHED:
+      node.pipeline_node.execution_options.caching_options.enable_cache = False
+  return ir

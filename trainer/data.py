@@ -60,6 +60,21 @@ def load_split(files: List[str], image_size: int, name: str) -> Split:
   return Split(dataset, int(labels.size), counts)
 
 
+def permute_labels(split: Split, seed: int) -> Split:
+  """The same images with their labels randomly permuted (class counts kept).
+
+  A negative control: a model trained on it must not pass evaluation.
+  """
+  labels = np.array([label for _, label in split.dataset.as_numpy_iterator()])
+  permuted = np.random.default_rng(seed).permutation(labels)
+  dataset = tf.data.Dataset.zip((
+      split.dataset.map(lambda image, label: image),
+      tf.data.Dataset.from_tensor_slices(permuted))).cache()
+  logging.warning('Training labels are PERMUTED (shuffle_labels=True): this '
+                  'model is a negative control and must not be blessed.')
+  return Split(dataset, split.size, split.label_counts)
+
+
 def steps_per_epoch(split: Split, batch_size: int) -> int:
   return max(1, math.ceil(split.size / batch_size))
 

@@ -31,13 +31,13 @@ from trainer import models
 from trainer import progress
 from trainer import resnet_weights
 from trainer import signatures
+from trainer import threshold as threshold_lib
 
 HISTORY_FIELDS = ('epoch', 'phase', 'loss', 'accuracy', 'auc', 'val_loss',
                   'val_accuracy', 'val_auc', 'seconds', 'images_per_second')
 COMPARISON_FIELDS = ('architecture', 'selected', 'val_auc', 'val_accuracy',
                      'val_loss', 'best_epoch', 'epochs_run', 'train_auc',
                      'parameters', 'seconds', 'images_per_second')
-DEFAULT_THRESHOLD = 0.5  # until the evaluation stage tunes it
 
 
 class HistoryRecorder(keras.callbacks.Callback):
@@ -202,6 +202,16 @@ def train_architecture(name: str, train: data.Split, evaluation: data.Split,
   return model, row
 
 
+def operating_point(model: keras.Model, evaluation: data.Split,
+                    batch_size: int,
+                    target_sensitivity: float) -> threshold_lib.OperatingPoint:
+  """The threshold reaching the target sensitivity on the eval split."""
+  scores = model.predict(data.evaluation_batches(evaluation, batch_size),
+                         verbose=0).reshape(-1)
+  labels = [int(label) for _, label in evaluation.dataset.as_numpy_iterator()]
+  return threshold_lib.choose_threshold(scores, labels, target_sensitivity)
+
+
 def _files(patterns) -> List[str]:
   files = sorted(f for pattern in patterns for f in tf.io.gfile.glob(pattern))
   if not files:
@@ -223,6 +233,8 @@ def train_and_export(train_files: List[str], eval_files: List[str],
     with open(os.path.join(local_run_dir, 'training_settings.json'), 'w') as f:
       json.dump(settings, f, indent=1, sort_keys=True)
     train = data.load_split(train_files, image_size, 'train')
+    if settings['shuffle_labels']:
+      train = data.permute_labels(train, int(settings['seed']))
     evaluation = data.load_split(eval_files, image_size, 'eval')
     trained, rows = {}, []
     for name in architectures:
@@ -240,10 +252,17 @@ def train_and_export(train_files: List[str], eval_files: List[str],
     with open(os.path.join(local_run_dir, 'comparison.md'), 'w') as f:
       f.write(table)
 
+  model = trained[best['architecture']]
+  point = operating_point(model, evaluation, int(settings['batch_size']),
+                          float(settings['target_sensitivity']))
+  logging.info('Operating threshold %.4f on the eval split: sensitivity %.3f '
+               '(target %.2f), specificity %.3f (%d PNEUMONIA, %d NORMAL).',
+               point.threshold, point.sensitivity, point.target_sensitivity,
+               point.specificity, point.positives, point.negatives)
   signatures.export(
-      trained[best['architecture']], serving_model_dir, image_size,
-      DEFAULT_THRESHOLD,
+      model, serving_model_dir, image_size, point.threshold,
       info={'architecture': best['architecture'], 'comparison': rows,
+            'operating_point': point._asdict(),
             'training_settings': settings,
             'label_names': list(constants.LABEL_NAMES)})
   # The comparison also lives beside the exported model.

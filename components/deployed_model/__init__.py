@@ -1,0 +1,1 @@
+"""DeployedModel: the model currently served, as the Evaluator's baseline."""

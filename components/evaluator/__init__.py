@@ -1,0 +1,1 @@
+"""Evaluator that measures at the candidate model's own operating threshold."""

@@ -1,0 +1,139 @@
+"""Evaluator executor: TFX's, at the candidate's threshold, with reasons.
+
+Before TFMA runs: the operating threshold stored in the candidate model
+(assets.extra/model_info.json) replaces the placeholder of every metric
+computed at a threshold (pipeline/evaluation.py), and a DeployedModel
+artifact that found nothing deployed is dropped, so the first model is
+judged on value thresholds alone.
+
+After: `blessing_decision.json` in the evaluation artifact lists every check
+(metric, bound, value, baseline value, passed) and the verdict, for people
+and the run report. TFMA's validation result stays authoritative.
+"""
+import json
+import os
+from typing import Any, Dict, List
+
+from absl import logging
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
+from tfx.components.evaluator import executor as tfx_evaluator
+from tfx.types import artifact_utils
+from tfx.types import standard_component_specs as specs
+from tfx.utils import path_utils
+from tfx.utils import proto_utils
+
+from components.deployed_model import executor as deployed_model
+from components.evaluator import results
+from pipeline import evaluation
+
+DECISION_FILE = 'blessing_decision.json'
+MODEL_INFO = os.path.join('assets.extra', 'model_info.json')
+
+
+def model_info(model_artifact) -> Dict[str, Any]:
+  path = os.path.join(
+      path_utils.serving_model_path(
+          model_artifact.uri,
+          path_utils.is_old_model_artifact(model_artifact)), MODEL_INFO)
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def with_operating_threshold(config: tfma.EvalConfig,
+                             threshold: float) -> tfma.EvalConfig:
+  """A copy whose threshold-dependent metrics use `threshold`."""
+  config = tfma.EvalConfig.FromString(config.SerializeToString())
+  for spec in config.metrics_specs:
+    for metric in spec.metrics:
+      evaluation.set_operating_threshold(metric, threshold)
+  return config
+
+
+def checks(config: tfma.EvalConfig, metrics: Dict, has_baseline: bool
+           ) -> List[Dict[str, Any]]:
+  """Every blessing condition with its value and whether it passed."""
+  out = []
+  overall = results.OVERALL
+  for spec in config.metrics_specs:
+    for metric in spec.metrics:
+      name = evaluation.metric_name(metric)
+      for entry in metric.per_slice_thresholds:
+        threshold = entry.threshold
+        value = metrics.get((overall, results.CANDIDATE, name))
+        if threshold.HasField('value_threshold'):
+          bound = threshold.value_threshold.lower_bound.value
+          out.append({'metric': name, 'kind': 'value', 'bound': bound,
+                      'value': value,
+                      'passed': value is not None and value >= bound})
+        if threshold.HasField('change_threshold'):
+          allowed = threshold.change_threshold.absolute.value
+          baseline = metrics.get((overall, results.BASELINE, name))
+          if not has_baseline or baseline is None or value is None:
+            out.append({'metric': name, 'kind': 'change', 'bound': allowed,
+                        'value': value, 'baseline_value': None,
+                        'passed': True,
+                        'note': 'nothing deployed: not compared'})
+          else:
+            out.append({'metric': name, 'kind': 'change', 'bound': allowed,
+                        'value': value, 'baseline_value': baseline,
+                        'difference': value - baseline,
+                        'passed': value - baseline >= allowed})
+  return out
+
+
+class Executor(tfx_evaluator.Executor):
+
+  def Do(self, input_dict, output_dict, exec_properties):
+    candidate = artifact_utils.get_single_instance(input_dict[specs.MODEL_KEY])
+    info = model_info(candidate)
+    threshold = float(info['threshold'])
+
+    input_dict = dict(input_dict)
+    baseline = input_dict.get(specs.BASELINE_MODEL_KEY)
+    baseline_info = None
+    if baseline:
+      artifact = artifact_utils.get_single_instance(baseline)
+      if deployed_model.is_found(artifact):
+        baseline_info = {
+            'version': artifact.get_string_custom_property(
+                deployed_model.VERSION),
+            'path': artifact.get_string_custom_property(deployed_model.PATH)}
+      else:
+        del input_dict[specs.BASELINE_MODEL_KEY]
+
+    config = tfma.EvalConfig()
+    proto_utils.json_to_proto(exec_properties[specs.EVAL_CONFIG_KEY], config)
+    config = with_operating_threshold(config, threshold)
+    exec_properties = dict(exec_properties)
+    exec_properties[specs.EVAL_CONFIG_KEY] = proto_utils.proto_to_json(config)
+    logging.info('Evaluating %s at its operating threshold %.4f against %s.',
+                 info.get('architecture'), threshold,
+                 f"deployed version {baseline_info['version']}"
+                 if baseline_info else 'value thresholds only (nothing '
+                 'deployed)')
+
+    super().Do(input_dict, output_dict, exec_properties)
+
+    evaluation_artifact = artifact_utils.get_single_instance(
+        output_dict[specs.EVALUATION_KEY])
+    metrics = results.load_metrics(evaluation_artifact.uri)
+    decision = {
+        'blessed': results.validation_ok(evaluation_artifact.uri),
+        'threshold': threshold,
+        'architecture': info.get('architecture'),
+        'baseline': baseline_info,
+        'checks': checks(config, metrics, baseline_info is not None),
+    }
+    explained = all(c['passed'] for c in decision['checks'])
+    if explained != decision['blessed']:
+      logging.warning('Blessing %s but the listed checks say %s; TFMA decides.',
+                      decision['blessed'], explained)
+    with tf.io.gfile.GFile(os.path.join(evaluation_artifact.uri,
+                                        DECISION_FILE), 'w') as f:
+      json.dump(decision, f, indent=1)
+    logging.info('Blessing decision: %s. %s', 'BLESSED' if decision['blessed']
+                 else 'NOT blessed', '; '.join(
+                     f"{c['metric']} {c['kind']}: "
+                     f"{'pass' if c['passed'] else 'FAIL'}"
+                     for c in decision['checks']))

@@ -1,0 +1,1 @@
+"""Pusher executor that publishes a version atomically and never overwrites."""

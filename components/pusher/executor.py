@@ -1,0 +1,90 @@
+"""Pusher executor: blessed models only, a new version each time, atomically.
+
+TFX's filesystem Pusher copies straight into `<base>/<unix time>/` and skips
+the push if that folder exists. Here the model is copied into a hidden
+staging folder beside the versions (TF Serving ignores non-numeric names),
+checked, and renamed to its version in one step: TF Serving never sees a
+half-written version, earlier versions are never touched, and an existing
+version is never overwritten. The version is the Unix time, or one more than
+the newest existing version if the clock says otherwise. A model that is not
+blessed leaves the served folder untouched.
+"""
+import os
+import time
+import uuid
+
+from absl import logging
+import tensorflow as tf
+from tfx.components.pusher import executor as tfx_pusher
+from tfx.proto import pusher_pb2
+from tfx.types import artifact_utils
+from tfx.types import standard_component_specs as specs
+from tfx.utils import io_utils
+from tfx.utils import proto_utils
+
+from components.deployed_model import executor as deployed_model
+
+
+class VersionExistsError(RuntimeError):
+  """The chosen version folder appeared while pushing."""
+
+
+def next_version(base_directory: str) -> str:
+  newest = deployed_model.newest_version(base_directory)
+  version = int(time.time())
+  if newest and int(newest[0]) >= version:
+    version = int(newest[0]) + 1
+  return str(version)
+
+
+def publish(model_path: str, base_directory: str) -> str:
+  """Copies model_path to base_directory/<new version>; returns the path."""
+  if '://' in base_directory:
+    # Object stores cannot rename folders atomically; copy in place with
+    # saved_model.pb last, as TFX does (TF Serving waits for that file).
+    target = os.path.join(base_directory, next_version(base_directory))
+    if tf.io.gfile.exists(target):
+      raise VersionExistsError(f'{target} exists; not overwriting it')
+    io_utils.copy_dir(model_path, target,
+                      deny_regex_patterns=[r'saved_model\.pb'])
+    io_utils.copy_file(os.path.join(model_path, 'saved_model.pb'),
+                       os.path.join(target, 'saved_model.pb'))
+    return target
+  tf.io.gfile.makedirs(base_directory)
+  staging = os.path.join(base_directory, f'.staging-{uuid.uuid4().hex}')
+  try:
+    io_utils.copy_dir(model_path, staging)
+    if not tf.io.gfile.exists(os.path.join(staging, 'saved_model.pb')):
+      raise FileNotFoundError(f'{model_path} holds no saved_model.pb')
+    version = next_version(base_directory)
+    target = os.path.join(base_directory, version)
+    if tf.io.gfile.exists(target):
+      raise VersionExistsError(f'{target} exists; not overwriting it')
+    tf.io.gfile.rename(staging, target, overwrite=False)
+    return target
+  finally:
+    if tf.io.gfile.exists(staging):
+      tf.io.gfile.rmtree(staging)
+
+
+class Executor(tfx_pusher.Executor):
+
+  def Do(self, input_dict, output_dict, exec_properties):
+    self._log_startup(input_dict, output_dict, exec_properties)
+    pushed = artifact_utils.get_single_instance(
+        output_dict[specs.PUSHED_MODEL_KEY])
+    if not self.CheckBlessing(input_dict):
+      self._MarkNotPushed(pushed)
+      logging.info('Model not blessed: nothing pushed; the served versions '
+                   'are unchanged.')
+      return
+    destination = pusher_pb2.PushDestination()
+    proto_utils.json_to_proto(exec_properties[specs.PUSH_DESTINATION_KEY],
+                              destination)
+    if destination.WhichOneof('destination') != 'filesystem':
+      raise NotImplementedError('only filesystem push destinations')
+    target = publish(self.GetModelPath(input_dict),
+                     destination.filesystem.base_directory)
+    self._MarkPushed(pushed, pushed_destination=target,
+                     pushed_version=os.path.basename(target))
+    logging.info('Pushed version %s to %s.', os.path.basename(target), target)

@@ -1,0 +1,1 @@
+"""RunReport: one HTML page (with PNG figures) per pipeline run."""

@@ -1,0 +1,95 @@
+"""What the Evaluator measures and what it takes to bless a model.
+
+TensorFlow Model Analysis, on the `test` split, through the
+`serving_examples` signature. Blessing needs the value thresholds (AUC and
+recall, i.e. sensitivity, at the model's own operating threshold) AND no
+regression against the deployed model (AUC may not drop by more than
+`max_auc_drop`); with nothing deployed the change threshold is ignored
+(TFX's rubber stamp), so the first model is judged on values alone.
+
+Metrics computed at the operating threshold carry the placeholder threshold
+below; components/evaluator replaces it with the threshold stored in the
+candidate model before TFMA runs, since it is only known after training.
+"""
+import json
+
+import tensorflow_model_analysis as tfma
+
+from pipeline import constants
+
+# Replaced at run time by the candidate model's operating threshold.
+OPERATING_THRESHOLD_PLACEHOLDER = 0.5
+# TFMA metrics computed at a threshold, and how each takes it.
+AT_THRESHOLD = {'BinaryAccuracy': 'threshold', 'Precision': 'thresholds',
+                'Recall': 'thresholds', 'Specificity': 'thresholds',
+                'ConfusionMatrixAtThresholds': 'thresholds'}
+SLICE_FEATURES = (constants.SUBTYPE_KEY, constants.CHANNELS_KEY)
+
+
+def set_operating_threshold(metric: tfma.MetricConfig,
+                            threshold: float) -> None:
+  """Points a threshold-dependent metric at `threshold` (others untouched)."""
+  param = AT_THRESHOLD.get(metric.class_name)
+  if param is None:
+    return
+  config = json.loads('{' + metric.config + '}')
+  config[param] = threshold if param == 'threshold' else [threshold]
+  metric.config = json.dumps(config)[1:-1]
+
+
+def metric_name(metric: tfma.MetricConfig) -> str:
+  return json.loads('{' + metric.config + '}').get('name', metric.class_name)
+
+
+def _metric(class_name: str, name: str = None, **config) -> tfma.MetricConfig:
+  if name:
+    config['name'] = name
+  metric = tfma.MetricConfig(class_name=class_name,
+                             config=json.dumps(config)[1:-1] if config else '')
+  set_operating_threshold(metric, OPERATING_THRESHOLD_PLACEHOLDER)
+  return metric
+
+
+def eval_config(min_auc: float, min_recall: float,
+                max_auc_drop: float) -> tfma.EvalConfig:
+  """EvalConfig with slices overall, by subtype and by source channels."""
+  auc_threshold = tfma.MetricThreshold(
+      value_threshold=tfma.GenericValueThreshold(lower_bound={
+          'value': min_auc}),
+      change_threshold=tfma.GenericChangeThreshold(
+          direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+          absolute={'value': -max_auc_drop}))
+  recall_threshold = tfma.MetricThreshold(
+      value_threshold=tfma.GenericValueThreshold(lower_bound={
+          'value': min_recall}))
+  metrics = [
+      _metric('ExampleCount', 'example_count'),
+      _metric('AUC', 'auc'),
+      _metric('AUC', 'pr_auc', curve='PR'),
+      _metric('BinaryAccuracy', 'binary_accuracy'),
+      _metric('Precision', 'precision'),
+      _metric('Recall', 'recall'),
+      _metric('Specificity', 'specificity'),
+      _metric('ConfusionMatrixAtThresholds', 'confusion_matrix'),
+      _metric('MeanLabel', 'mean_label'),
+      _metric('MeanPrediction', 'mean_prediction'),
+      _metric('Calibration', 'calibration'),
+      _metric('CalibrationPlot', 'calibration_plot'),
+      _metric('ConfusionMatrixPlot', 'confusion_matrix_plot'),
+  ]
+  # Blessing looks at the overall slice only: per-subtype slices hold one
+  # class (AUC undefined) and are there to be read, not to gate.
+  gates = {'auc': auc_threshold, 'recall': recall_threshold}
+  for metric in metrics:
+    threshold = gates.get(metric_name(metric))
+    if threshold is not None:
+      metric.per_slice_thresholds.add(slicing_specs=[tfma.SlicingSpec()],
+                                      threshold=threshold)
+  return tfma.EvalConfig(
+      model_specs=[tfma.ModelSpec(
+          signature_name=constants.EXAMPLES_SIGNATURE,
+          label_key=constants.LABEL_KEY,
+          prediction_key=constants.PROBABILITY_OUTPUT)],
+      slicing_specs=[tfma.SlicingSpec()] + [
+          tfma.SlicingSpec(feature_keys=[key]) for key in SLICE_FEATURES],
+      metrics_specs=[tfma.MetricsSpec(metrics=metrics)])

@@ -1,0 +1,53 @@
+"""The operating threshold: missing a pneumonia is worse than a false alarm.
+
+On the eval split, the Trainer picks the HIGHEST threshold whose sensitivity
+(recall of PNEUMONIA, predicting PNEUMONIA when probability >= threshold)
+reaches the target, and records the specificity that costs. A higher
+threshold can only lower sensitivity, so the highest one that still reaches
+the target is the one with the best specificity among those that do.
+"""
+import math
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+
+class OperatingPoint(NamedTuple):
+  threshold: float
+  target_sensitivity: float
+  sensitivity: float  # on the split it was chosen on
+  specificity: float
+  positives: int
+  negatives: int
+
+
+def choose_threshold(scores: Sequence[float], labels: Sequence[int],
+                     target_sensitivity: float) -> OperatingPoint:
+  """Highest threshold t with mean(scores[labels == 1] >= t) >= target.
+
+  Args:
+    scores: predicted probabilities of PNEUMONIA.
+    labels: 1 for PNEUMONIA, 0 for NORMAL.
+    target_sensitivity: in (0, 1].
+
+  Raises:
+    ValueError: no PNEUMONIA example to measure sensitivity on, or a bad
+      target.
+  """
+  if not 0.0 < target_sensitivity <= 1.0:
+    raise ValueError(f'target sensitivity must be in (0, 1], got '
+                     f'{target_sensitivity}')
+  scores = np.asarray(scores, dtype=np.float64)
+  labels = np.asarray(labels)
+  positives = np.sort(scores[labels == 1])[::-1]  # highest first
+  negatives = scores[labels == 0]
+  if positives.size == 0:
+    raise ValueError('cannot choose a threshold: no PNEUMONIA example')
+  # The k highest positive scores must be >= t; t = the k-th highest score.
+  k = math.ceil(target_sensitivity * positives.size - 1e-9)
+  threshold = float(positives[k - 1])
+  sensitivity = float(np.mean(positives >= threshold))
+  specificity = (float(np.mean(negatives < threshold)) if negatives.size
+                 else float('nan'))
+  return OperatingPoint(threshold, float(target_sensitivity), sensitivity,
+                        specificity, int(positives.size), int(negatives.size))
