@@ -56,6 +56,9 @@ TRAINING_PROFILES = {
     'full': {'image_size': 224, 'epochs': 30, 'batch_size': 32, 'patience': 5},
 }
 DEFAULT_PROFILE = 'full'
+# Training options a user changes per run: runtime parameters on Kubeflow.
+RUNTIME_TRAINING_KEYS = ('epochs', 'architectures', 'image_size',
+                         'batch_size', 'resnet_weights', 'target_sensitivity')
 TRAINING_DEFAULTS = {
     'architectures': list(ARCHITECTURES),
     'resnet_weights': 'imagenet',  # or a weights file, or 'none'

@@ -50,18 +50,39 @@ def _metric(class_name: str, name: str = None, **config) -> tfma.MetricConfig:
   return metric
 
 
+GATES = ('min_auc', 'min_recall', 'max_auc_drop')
+
+
+def set_gates(config: tfma.EvalConfig, min_auc: float, min_recall: float,
+              max_auc_drop: float) -> None:
+  """(Re)sets the blessing thresholds of an eval config in place.
+
+  Blessing looks at the overall slice only: per-subtype slices hold one class
+  (AUC undefined there) and are for reading, not gating.
+  """
+  gates = {
+      'auc': tfma.MetricThreshold(
+          value_threshold=tfma.GenericValueThreshold(
+              lower_bound={'value': min_auc}),
+          change_threshold=tfma.GenericChangeThreshold(
+              direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+              absolute={'value': -max_auc_drop})),
+      'recall': tfma.MetricThreshold(
+          value_threshold=tfma.GenericValueThreshold(
+              lower_bound={'value': min_recall})),
+  }
+  for spec in config.metrics_specs:
+    for metric in spec.metrics:
+      threshold = gates.get(metric_name(metric))
+      if threshold is not None:
+        del metric.per_slice_thresholds[:]
+        metric.per_slice_thresholds.add(slicing_specs=[tfma.SlicingSpec()],
+                                        threshold=threshold)
+
+
 def eval_config(min_auc: float, min_recall: float,
                 max_auc_drop: float) -> tfma.EvalConfig:
   """EvalConfig with slices overall, by subtype and by source channels."""
-  auc_threshold = tfma.MetricThreshold(
-      value_threshold=tfma.GenericValueThreshold(lower_bound={
-          'value': min_auc}),
-      change_threshold=tfma.GenericChangeThreshold(
-          direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-          absolute={'value': -max_auc_drop}))
-  recall_threshold = tfma.MetricThreshold(
-      value_threshold=tfma.GenericValueThreshold(lower_bound={
-          'value': min_recall}))
   metrics = [
       _metric('ExampleCount', 'example_count'),
       _metric('AUC', 'auc'),
@@ -77,15 +98,7 @@ def eval_config(min_auc: float, min_recall: float,
       _metric('CalibrationPlot', 'calibration_plot'),
       _metric('ConfusionMatrixPlot', 'confusion_matrix_plot'),
   ]
-  # Blessing looks at the overall slice only: per-subtype slices hold one
-  # class (AUC undefined) and are there to be read, not to gate.
-  gates = {'auc': auc_threshold, 'recall': recall_threshold}
-  for metric in metrics:
-    threshold = gates.get(metric_name(metric))
-    if threshold is not None:
-      metric.per_slice_thresholds.add(slicing_specs=[tfma.SlicingSpec()],
-                                      threshold=threshold)
-  return tfma.EvalConfig(
+  config = tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(
           signature_name=constants.EXAMPLES_SIGNATURE,
           label_key=constants.LABEL_KEY,
@@ -93,3 +106,5 @@ def eval_config(min_auc: float, min_recall: float,
       slicing_specs=[tfma.SlicingSpec()] + [
           tfma.SlicingSpec(feature_keys=[key]) for key in SLICE_FEATURES],
       metrics_specs=[tfma.MetricsSpec(metrics=metrics)])
+  set_gates(config, min_auc, min_recall, max_auc_drop)
+  return config

@@ -8,15 +8,16 @@ from typing import Any, Dict, List, Optional
 
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
+from tfx.orchestration.data_types import RuntimeParameter
 
 from components.anomaly_gate.component import AnomalyGate
 from components.deployed_model.component import DeployedModel
 from components.evaluator.component import OperatingPointEvaluator
 from components.image_example_gen.component import ImageExampleGen
 from components.pusher import executor as pusher_executor
+from components.trainer.component import PneumoniaTrainer
 from components.run_report.component import RunReport
 from pipeline import config
-from pipeline import evaluation
 
 
 def create_pipeline(
@@ -38,14 +39,17 @@ def create_pipeline(
   Args:
     pipeline_name: name of the pipeline (MLMD context, KFP pipeline name).
     pipeline_root: where artifacts are written.
-    data_root: folder tree of NORMAL/PNEUMONIA images (local path or URI).
+    data_root: folder tree of NORMAL/PNEUMONIA images (local path or URI,
+      or a RuntimeParameter).
     schema_path: the curated schema file to import.
     serving_model_dir: push destination; TF Serving watches its versions.
     reports_dir: where each run's report.html goes.
     stop_after: last stage to run, one of config.STAGES.
     training: Trainer settings (config.training_config()); default: the
-      default profile.
-    blessing: min_auc, min_recall, max_auc_drop (config.EVALUATION_DEFAULTS).
+      default profile. Values of config.RUNTIME_TRAINING_KEYS may be
+      RuntimeParameters.
+    blessing: min_auc, min_recall, max_auc_drop (config.EVALUATION_DEFAULTS);
+      values or RuntimeParameters.
     enable_cache: reuse results of unchanged inputs.
     metadata_connection_config: MLMD connection (None: orchestrator default).
     beam_pipeline_args: passed to every Beam-powered component.
@@ -69,13 +73,14 @@ def create_pipeline(
   stages['validate'] = [schema_gen, statistics_gen, example_validator,
                         anomaly_gate]
 
-  trainer = tfx.components.Trainer(
-      run_fn=config.TRAINER_RUN_FN,
+  training = dict(training or config.training_config())
+  trainer = PneumoniaTrainer(
       examples=example_gen.outputs['examples'],
       schema=schema_gen.outputs['schema'],
-      train_args=tfx.proto.TrainArgs(splits=['train']),
-      eval_args=tfx.proto.EvalArgs(splits=['eval']),
-      custom_config={'training': training or config.training_config()})
+      training={key: value for key, value in training.items()
+                if not isinstance(value, RuntimeParameter)},
+      runtime={key: training[key] for key in config.RUNTIME_TRAINING_KEYS
+               if key in training})
   # Train only on data that passed validation.
   trainer.add_upstream_node(anomaly_gate)
   stages['train'] = [trainer]
@@ -87,8 +92,7 @@ def create_pipeline(
       baseline_model=deployed.outputs['model'],
       schema=schema_gen.outputs['schema'],
       example_splits=['test'],
-      eval_config=evaluation.eval_config(
-          **dict(config.EVALUATION_DEFAULTS, **(blessing or {}))))
+      gates=dict(config.EVALUATION_DEFAULTS, **(blessing or {})))
   stages['evaluate'] = [deployed, evaluator]
 
   pusher = tfx.components.Pusher(

@@ -1,6 +1,8 @@
 """Evaluator executor: TFX's, at the candidate's threshold, with reasons.
 
-Before TFMA runs: the operating threshold stored in the candidate model
+Before TFMA runs: the blessing gates of this run (execution parameters
+min_auc, min_recall, max_auc_drop) are set in the eval config; the
+operating threshold stored in the candidate model
 (assets.extra/model_info.json) replaces the placeholder of every metric
 computed at a threshold (pipeline/evaluation.py), and a DeployedModel
 artifact that found nothing deployed is dropped, so the first model is
@@ -105,7 +107,10 @@ class Executor(tfx_evaluator.Executor):
     config = tfma.EvalConfig()
     proto_utils.json_to_proto(exec_properties[specs.EVAL_CONFIG_KEY], config)
     config = with_operating_threshold(config, threshold)
-    exec_properties = dict(exec_properties)
+    evaluation.set_gates(config, **{
+        gate: float(exec_properties[gate]) for gate in evaluation.GATES})
+    exec_properties = {key: value for key, value in exec_properties.items()
+                       if key not in evaluation.GATES}
     exec_properties[specs.EVAL_CONFIG_KEY] = proto_utils.proto_to_json(config)
     logging.info('Evaluating %s at its operating threshold %.4f against %s.',
                  info.get('architecture'), threshold,

@@ -1,0 +1,1 @@
+"""PneumoniaTrainer: TFX's generic Trainer with per-run training options."""
