@@ -14,15 +14,10 @@ import sys
 
 from absl import logging
 
+from pipeline import cli
 from pipeline import config
 from pipeline import kaggle_data
 from trainer import resnet_weights
-
-
-def _describe_profile(name: str) -> str:
-  profile = config.TRAINING_PROFILES[name]
-  return (f"{profile['image_size']} px, up to {profile['epochs']} epochs, "
-          f"batch {profile['batch_size']}")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -43,59 +38,13 @@ def parse_args(argv=None) -> argparse.Namespace:
       help='last stage to run: ' + '; '.join(
           f'{stage} ({what})' for stage, what in config.STAGE_HELP.items()) +
       '. Default: %(default)s')
-  training = parser.add_argument_group(
-      'training', 'The profile sets defaults; each option overrides it.')
-  training.add_argument(
-      '--profile', choices=sorted(config.TRAINING_PROFILES),
-      default=config.DEFAULT_PROFILE,
-      help='quick: ' + _describe_profile('quick') + '; full: ' +
-      _describe_profile('full') + '. Default: %(default)s')
-  training.add_argument(
-      '--architectures', type=lambda text: [a.strip() for a in text.split(',')
-                                            if a.strip()],
-      help='comma-separated, from ' + ','.join(config.ARCHITECTURES) +
-      ' (default: all three; the best on validation AUC is exported)')
-  training.add_argument('--image-size', type=int,
-                        help='side of the square model input in pixels')
-  training.add_argument('--epochs', type=int,
-                        help='maximum epochs per architecture (early stopping '
-                        'on validation AUC may stop sooner)')
-  training.add_argument('--batch-size', type=int)
-  training.add_argument(
-      '--resnet-weights', metavar='imagenet|PATH|none',
-      help='ResNet50 initial weights: imagenet (default; from the Keras cache '
-      'or downloaded), a local weights file, or none (random; smoke tests)')
-  training.add_argument(
-      '--target-sensitivity', type=float,
-      help='the operating threshold is the highest one reaching this '
-      'sensitivity on the eval split (default %s)' %
-      config.TRAINING_DEFAULTS['target_sensitivity'])
-  training.add_argument(
-      '--shuffle-labels', action='store_true', default=None,
-      help='negative control for audits: train on permuted labels (the '
-      'evaluation must then refuse the model)')
-  blessing = parser.add_argument_group(
-      'blessing', 'A model is pushed only if it passes all of these on the '
-      'test split.')
-  blessing.add_argument('--min-auc', type=float,
-                        default=config.EVALUATION_DEFAULTS['min_auc'],
-                        help='default %(default)s')
-  blessing.add_argument('--min-recall', type=float,
-                        default=config.EVALUATION_DEFAULTS['min_recall'],
-                        help='sensitivity at the operating threshold; '
-                        'default %(default)s')
-  blessing.add_argument('--max-auc-drop', type=float,
-                        default=config.EVALUATION_DEFAULTS['max_auc_drop'],
-                        help='largest AUC drop allowed against the deployed '
-                        'model; default %(default)s')
+  cli.add_training_arguments(parser)
+  cli.add_blessing_arguments(parser)
   parser.add_argument(
       '--workers', type=int, default=config.DEFAULT_DIRECT_NUM_WORKERS,
       help='Beam DirectRunner worker processes (1 runs in-process). '
       'Default: %(default)s')
-  parser.add_argument(
-      '--beam-arg', action='append', default=[], metavar='ARG',
-      help='extra Beam pipeline argument, repeatable, e.g. '
-      '--beam-arg=--runner=FlinkRunner')
+  cli.add_beam_arguments(parser)
   parser.add_argument(
       '--no-cache', action='store_true',
       help='run every stage even if its inputs are unchanged')
@@ -104,12 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def preflight_training(args) -> dict:
   """Training settings, checked before any stage runs (seconds, not hours)."""
-  training = config.training_config(
-      args.profile, architectures=args.architectures,
-      image_size=args.image_size, epochs=args.epochs,
-      batch_size=args.batch_size, resnet_weights=args.resnet_weights,
-      target_sensitivity=args.target_sensitivity,
-      shuffle_labels=args.shuffle_labels)
+  training = cli.training_from_args(args)
   stages = config.STAGES
   if ('resnet50' in training['architectures'] and
       stages.index(args.stop_after) >= stages.index('train')):
@@ -146,8 +90,7 @@ def main(argv=None) -> int:
       reports_dir=paths['reports_dir'],
       stop_after=args.stop_after,
       training=training,
-      blessing={'min_auc': args.min_auc, 'min_recall': args.min_recall,
-                'max_auc_drop': args.max_auc_drop},
+      blessing=cli.blessing_from_args(args),
       enable_cache=not args.no_cache,
       metadata_connection_config=(
           tfx.orchestration.metadata.sqlite_metadata_connection_config(

@@ -108,7 +108,8 @@ DEFAULT_DIRECT_NUM_WORKERS = 2
 
 
 def direct_runner_args(num_workers: int = DEFAULT_DIRECT_NUM_WORKERS,
-                       mode: str = 'multi_processing'):
+                       mode: str = 'multi_processing',
+                       setup_file: str = SETUP_FILE):
   """Beam args for the local DirectRunner.
 
   Args:
@@ -116,11 +117,13 @@ def direct_runner_args(num_workers: int = DEFAULT_DIRECT_NUM_WORKERS,
     mode: `multi_processing` (default: one process per worker, nothing
       shared), or `multi_threading` (threads of this process; cheaper to start
       and no data crosses processes, which bench/ingest measures).
+    setup_file: our setup.py as seen by the runner (inside the image on
+      Kubeflow).
   """
   if num_workers <= 1:
     mode = 'in_memory'
   return [f'--direct_num_workers={max(num_workers, 1)}',
-          f'--direct_running_mode={mode}', f'--setup_file={SETUP_FILE}']
+          f'--direct_running_mode={mode}', f'--setup_file={setup_file}']
 
 
 def output_paths(output_dir: str):

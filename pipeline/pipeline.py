@@ -80,7 +80,7 @@ def create_pipeline(
       training={key: value for key, value in training.items()
                 if not isinstance(value, RuntimeParameter)},
       runtime={key: training[key] for key in config.RUNTIME_TRAINING_KEYS
-               if key in training})
+               if key in training}).with_id('Trainer')
   # Train only on data that passed validation.
   trainer.add_upstream_node(anomaly_gate)
   stages['train'] = [trainer]
@@ -92,7 +92,8 @@ def create_pipeline(
       baseline_model=deployed.outputs['model'],
       schema=schema_gen.outputs['schema'],
       example_splits=['test'],
-      gates=dict(config.EVALUATION_DEFAULTS, **(blessing or {})))
+      gates=dict(config.EVALUATION_DEFAULTS, **(blessing or {}))).with_id(
+          'Evaluator')
   stages['evaluate'] = [deployed, evaluator]
 
   pusher = tfx.components.Pusher(

@@ -37,14 +37,19 @@ def run_cli(args, env=None, timeout=1500) -> subprocess.CompletedProcess:
 
 
 def executions(metadata_path) -> list:
-  """(component class, state) of every execution in an MLMD store, oldest
-  first; state is e.g. 'COMPLETE', 'CACHED' or 'FAILED'."""
+  """(node id, state) of every execution in an MLMD store, oldest first;
+  state is e.g. 'COMPLETE', 'CACHED' or 'FAILED'."""
   from ml_metadata.metadata_store import metadata_store  # pylint: disable=g-import-not-at-top
   from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
   config = metadata_store_pb2.ConnectionConfig()
   config.sqlite.filename_uri = str(metadata_path)
   config.sqlite.connection_mode = 1  # READONLY
   store = metadata_store.MetadataStore(config)
-  return [(execution.type.rsplit('.', 1)[-1],
+  node_of = {}
+  for context in store.get_contexts_by_type('node'):
+    node = context.name.rsplit('.', 1)[-1]  # '<pipeline>.<node id>'
+    for execution in store.get_executions_by_context(context.id):
+      node_of[execution.id] = node
+  return [(node_of.get(execution.id, execution.type.rsplit('.', 1)[-1]),
            metadata_store_pb2.Execution.State.Name(execution.last_known_state))
           for execution in sorted(store.get_executions(), key=lambda e: e.id)]

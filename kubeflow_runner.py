@@ -1,0 +1,198 @@
+#!/usr/bin/env python
+"""Runs the pneumonia pipeline on Kubeflow Pipelines (KFP v2).
+
+  python kubeflow_runner.py compile --output pipeline.yaml \\
+      --image REGISTRY/pneumonia-pipeline:TAG --pipeline-root gs://BUCKET/root \\
+      --data-root gs://BUCKET/chest_xray
+  python kubeflow_runner.py submit --host URL [--experiment NAME] ...
+  python kubeflow_runner.py schedule --host URL --cron '0 0 3 * * 0' ...
+
+`compile` builds the same create_pipeline(...) as local_runner.py with TFX's
+KubeflowV2DagRunner into KFP v2 IR YAML. The data root, epochs,
+architectures, image size, batch size, ResNet weights, target sensitivity
+and the blessing gates are runtime parameters (their compiled values are the
+defaults); `submit` and `schedule` compile, upload the pipeline (or a new
+version of it) and start a run or a recurring run.
+"""
+import argparse
+import copy
+import os
+import sys
+import tempfile
+from typing import Any, Dict
+
+from absl import logging
+import yaml
+
+from pipeline import cli
+from pipeline import config
+
+# Where the Dockerfile puts this repository inside the image.
+IMAGE_CODE_DIR = '/pipeline'
+DEFAULT_IMAGE = 'pneumonia-pipeline:latest'
+# On Kubeflow, ingestion must look at the data root every run (the TFX
+# driver that fingerprints inputs does not run on open-source KFP).
+KFP_NEVER_CACHED = ('ImageExampleGen',) + config.NEVER_CACHED
+_RUNTIME_TYPES = {'epochs': int, 'image_size': int, 'batch_size': int,
+                  'architectures': str, 'resnet_weights': str,
+                  'target_sensitivity': float, 'min_auc': float,
+                  'min_recall': float, 'max_auc_drop': float,
+                  'data_root': str}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(
+      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  commands = parser.add_subparsers(dest='command', required=True)
+  compile_cmd = commands.add_parser(
+      'compile', help='write the KFP v2 pipeline YAML')
+  compile_cmd.add_argument('--output', default='pipeline.yaml',
+                           help='YAML file to write (default %(default)s)')
+  submit = commands.add_parser(
+      'submit', help='upload the pipeline (or a new version) and start a run')
+  schedule = commands.add_parser(
+      'schedule', help='upload the pipeline and create a recurring run')
+  schedule.add_argument(
+      '--cron', required=True,
+      help="6-field cron with seconds, e.g. '0 0 3 * * 0' (Sundays 03:00); "
+      'at most one run at a time, no catch-up of missed runs')
+  for command in (submit, schedule):
+    command.add_argument('--host', required=True,
+                         help='KFP API endpoint, e.g. http://localhost:8080')
+    command.add_argument('--experiment', default=config.PIPELINE_NAME)
+    command.add_argument('--run-name', help='name of the run/recurring run')
+  for command in (compile_cmd, submit, schedule):
+    command.add_argument('--image', default=DEFAULT_IMAGE,
+                         help='container image every task runs (Dockerfile)')
+    command.add_argument(
+        '--pipeline-root', default='/mnt/pipeline/root',
+        help='where artifacts go: gs://..., s3://... or a mounted volume path')
+    command.add_argument(
+        '--data-root', default='/mnt/pipeline/data',
+        help='image folder tree (runtime parameter data_root)')
+    command.add_argument(
+        '--serving-model-dir',
+        help='push destination (default: <pipeline root>/serving_model)')
+    command.add_argument(
+        '--reports-dir',
+        help='run reports (default: <pipeline root>/reports)')
+    cli.add_training_arguments(command)
+    cli.add_blessing_arguments(command)
+    cli.add_beam_arguments(command)
+  return parser.parse_args(argv)
+
+
+def runtime_defaults(args: argparse.Namespace) -> Dict[str, Any]:
+  """Runtime parameter name -> compiled default value."""
+  training = cli.training_from_args(args)
+  values = {key: training[key] for key in config.RUNTIME_TRAINING_KEYS}
+  values['architectures'] = ','.join(values['architectures'])
+  values.update(cli.blessing_from_args(args))
+  values['data_root'] = args.data_root
+  return {key: _RUNTIME_TYPES[key](value) for key, value in values.items()}
+
+
+def build_pipeline(args: argparse.Namespace):
+  """create_pipeline(...) with runtime parameters for per-run values."""
+  from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
+  from pipeline import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
+  defaults = runtime_defaults(args)
+  params = {name: tfx.dsl.experimental.RuntimeParameter(
+      name=name, ptype=_RUNTIME_TYPES[name], default=value)
+            for name, value in defaults.items()}
+  training = cli.training_from_args(args)
+  training.update({key: params[key] for key in config.RUNTIME_TRAINING_KEYS})
+  root = args.pipeline_root.rstrip('/')
+  return pipeline_lib.create_pipeline(
+      pipeline_name=config.PIPELINE_NAME,
+      pipeline_root=args.pipeline_root,
+      data_root=params['data_root'],
+      schema_path=f'{IMAGE_CODE_DIR}/schemas/schema.pbtxt',
+      serving_model_dir=args.serving_model_dir or f'{root}/serving_model',
+      reports_dir=args.reports_dir or f'{root}/reports',
+      training=training,
+      blessing={gate: params[gate] for gate in config.EVALUATION_DEFAULTS},
+      beam_pipeline_args=config.direct_runner_args(
+          setup_file=f'{IMAGE_CODE_DIR}/setup.py') + args.beam_arg,
+  ), defaults
+
+
+def compile_spec(args: argparse.Namespace) -> Dict[str, Any]:
+  """The KFP v2 PipelineSpec (dict) of the pipeline, ready for open-source
+  KFP: no resolver task, per-task caching off where the present matters,
+  runtime parameter defaults filled in."""
+  from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as kfv2  # pylint: disable=g-import-not-at-top
+  pipeline, defaults = build_pipeline(args)
+  with tempfile.TemporaryDirectory() as tmp:
+    runner = kfv2.KubeflowV2DagRunner(
+        config=kfv2.KubeflowV2DagRunnerConfig(default_image=args.image),
+        output_dir=tmp)
+    job = runner.run(pipeline, write_out=False)
+  spec = copy.deepcopy(job['pipelineSpec'])
+  tasks = spec['root']['dag']['tasks']
+  resolvers = [name for name, task in tasks.items()
+               if 'resolver' in name.lower() or 'resolver' in str(
+                   spec['deploymentSpec']['executors'].get(
+                       task['componentRef']['name'] + '_executor', ''))]
+  if resolvers:
+    raise RuntimeError(f'open-source KFP cannot run resolver tasks: '
+                       f'{resolvers}')
+  for name in KFP_NEVER_CACHED:
+    if name in tasks:
+      tasks[name]['cachingOptions'] = {}  # enableCache absent = off
+  parameters = spec['root'].setdefault('inputDefinitions', {}).setdefault(
+      'parameters', {})
+  kinds = {str: 'STRING', int: 'NUMBER_INTEGER', float: 'NUMBER_DOUBLE'}
+  for name, value in defaults.items():
+    parameters.setdefault(name, {})
+    parameters[name]['parameterType'] = kinds[_RUNTIME_TYPES[name]]
+    parameters[name].pop('type', None)
+    parameters[name]['defaultValue'] = value
+  return spec
+
+
+def write_yaml(spec: Dict[str, Any], path: str) -> None:
+  with open(path, 'w') as f:
+    f.write('# Pediatric pneumonia TFX pipeline, compiled by kubeflow_runner.py'
+            ' for Kubeflow Pipelines v2.\n')
+    yaml.safe_dump(spec, f, sort_keys=True)
+
+
+def main(argv=None) -> int:
+  args = parse_args(argv)
+  logging.set_verbosity(logging.INFO)
+  try:
+    defaults = runtime_defaults(args)
+  except ValueError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  if args.command == 'compile':
+    write_yaml(compile_spec(args), args.output)
+    logging.info('Wrote %s (image %s, pipeline root %s).', args.output,
+                 args.image, args.pipeline_root)
+    return 0
+
+  from pipeline import kfp_client  # pylint: disable=g-import-not-at-top
+  with tempfile.TemporaryDirectory() as tmp:
+    package = os.path.join(tmp, 'pipeline.yaml')
+    write_yaml(compile_spec(args), package)
+    try:
+      if args.command == 'submit':
+        ids = kfp_client.submit(
+            args.host, package, config.PIPELINE_NAME, args.experiment,
+            defaults, pipeline_root=args.pipeline_root,
+            run_name=args.run_name)
+      else:
+        ids = kfp_client.schedule(
+            args.host, package, config.PIPELINE_NAME, args.experiment,
+            args.cron, defaults, pipeline_root=args.pipeline_root,
+            job_name=args.run_name)
+    except (kfp_client.KfpClientError, ValueError) as e:
+      print(f'error: {e}', file=sys.stderr)
+      return 2
+  print(' '.join(f'{key}={value}' for key, value in sorted(ids.items())))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,129 @@
+"""End-to-end: evaluation, blessing, push and the run report, twice.
+
+Run 1 trains on 240 real images (distinct patients) and, with nothing
+deployed, is judged on value thresholds alone: it is blessed and pushed.
+Run 2 is a negative control trained on permuted labels: it must not be
+blessed (AUC below the bound and worse than the deployed model), nothing is
+pushed, version 1 keeps serving unchanged, and the report says why.
+"""
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+
+from components.image_example_gen import naming
+from pipeline import config
+from pipeline import constants
+from tests import browser
+from tests.support import executions
+from tests.support import run_cli
+
+_PER_CLASS = 120
+
+
+def _copy_patients(kermany_224, data_dir):
+  for label in constants.LABEL_NAMES:
+    seen = set()
+    for path in sorted((kermany_224 / 'chest_xray' / 'train' / label).glob(
+        '*.jpeg')):
+      patient = naming.parse_file_name(path.name).patient_id
+      if patient not in seen:
+        seen.add(patient)
+        target = data_dir / label / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+      if len(seen) == _PER_CLASS:
+        break
+
+
+def _tree_digest(folder):
+  digest = hashlib.sha256()
+  for root, _, files in sorted(os.walk(folder)):
+    for name in sorted(files):
+      path = os.path.join(root, name)
+      digest.update(os.path.relpath(path, folder).encode())
+      with open(path, 'rb') as f:
+        digest.update(f.read())
+  return digest.hexdigest()
+
+
+def _latest_decision(output_dir):
+  folders = glob.glob(os.path.join(
+      config.output_paths(str(output_dir))['pipeline_root'],
+      'Evaluator', 'evaluation', '*'))
+  newest = max(folders, key=lambda p: int(os.path.basename(p)))
+  with open(os.path.join(newest, 'blessing_decision.json')) as f:
+    return json.load(f)
+
+
+def _latest_report(output_dir):
+  latest = os.path.join(config.output_paths(str(output_dir))['reports_dir'],
+                        'latest')
+  assert os.path.islink(latest)
+  report = os.path.join(os.path.realpath(latest), 'report.html')
+  with open(report) as f:
+    return report, f.read()
+
+
+def test_bless_push_then_refuse_a_worse_model(kermany_224, original_sample,
+                                              tmp_path):
+  data_dir, output_dir = tmp_path / 'data', tmp_path / 'output'
+  _copy_patients(kermany_224, data_dir)
+  args = ['local_runner.py', '--data-dir', data_dir, '--output-dir',
+          output_dir, '--profile', 'quick', '--image-size', '64',
+          '--epochs', '8', '--batch-size', '16', '--architectures',
+          'improved_cnn', '--workers', '1', '--min-auc', '0.75',
+          '--min-recall', '0.75']
+  serving = config.output_paths(str(output_dir))['serving_model_dir']
+
+  # --- run 1: nothing deployed; value thresholds alone ---------------------
+  first = run_cli(args)
+  assert first.returncode == 0, first.stderr[-5000:]
+  decision = _latest_decision(output_dir)
+  assert decision['baseline'] is None
+  assert decision['blessed'] is True, decision
+  versions = sorted(os.listdir(serving))
+  assert len(versions) == 1 and versions[0].isdigit(), versions
+  version_one = os.path.join(serving, versions[0])
+  assert os.path.exists(os.path.join(version_one, 'saved_model.pb'))
+  before = _tree_digest(version_one)
+  report_one, html_one = _latest_report(output_dir)
+  assert 'NOT BLESSED' not in html_one and 'BLESSED' in html_one
+  assert versions[0] in html_one  # the pushed version is named
+  total, broken = browser.broken_images(report_one)
+  assert total >= 6 and not broken, broken
+
+  # --- run 2: negative control against the deployed model -----------------
+  second = run_cli(args + ['--shuffle-labels'])
+  assert second.returncode == 0, second.stderr[-5000:]
+  decision = _latest_decision(output_dir)
+  assert decision['baseline']['version'] == versions[0]
+  assert decision['blessed'] is False, decision
+  failed = {(c['metric'], c['kind']) for c in decision['checks']
+            if not c['passed']}
+  assert ('auc', 'change') in failed, decision['checks']
+  assert sorted(os.listdir(serving)) == versions  # nothing pushed
+  assert _tree_digest(version_one) == before  # version 1 untouched
+  states = executions(config.output_paths(str(output_dir))['metadata_path'])
+  assert ('Pusher', 'COMPLETE') in states[len(states) // 2:]
+
+  report_two, html_two = _latest_report(output_dir)
+  assert report_two != report_one and os.path.exists(report_one)
+  assert 'NOT BLESSED' in html_two
+  assert versions[0] in html_two  # the baseline it was compared with
+  assert re.search(r'auc', html_two, re.I)
+  total, broken = browser.broken_images(report_two)
+  assert total >= 6 and not broken, broken
+
+  # --- the served model answers the predict CLI ---------------------------
+  image = sorted((original_sample / 'chest_xray' / 'train' / 'NORMAL').glob(
+      '*.jpeg'))[0]
+  predicted = run_cli(['predict.py', '--output-dir', output_dir, image],
+                      timeout=300)
+  assert predicted.returncode == 0, predicted.stderr[-3000:]
+  (line,) = predicted.stdout.strip().splitlines()
+  result = json.loads(line)
+  assert result['model'].rstrip('/').endswith(versions[0])
+  assert result['label'] in constants.LABEL_NAMES
