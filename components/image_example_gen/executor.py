@@ -351,7 +351,8 @@ class ImageTFRecordSink(filebasedsink.FileBasedSink):
 
   def write_record(self, file_handle, value: tf.train.Example):
     file_handle.write(
-        attach_image(value, self._input_base).SerializeToString())
+        attach_image(value, self._input_base).SerializeToString(
+            deterministic=True))
 
   def close(self, file_handle):
     file_handle.close()
