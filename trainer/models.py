@@ -55,8 +55,9 @@ def _cnn(name: str, image_size: int, improved: bool, bn_momentum: float,
          l2: float, dropout: float) -> keras.Model:
   inputs = keras.Input((image_size, image_size, 1), name='image')
   # A strided stem keeps 224-px training affordable on a CPU.
-  x = layers.Conv2D(16, 5, strides=2, padding='same', use_bias=not improved)(
-      inputs)
+  x = layers.Conv2D(16, 5, strides=2, padding='same', use_bias=not improved,
+                    kernel_regularizer=(keras.regularizers.L2(l2)
+                                        if improved and l2 else None))(inputs)
   if improved:
     x = layers.BatchNormalization(momentum=bn_momentum)(x)
   x = layers.ReLU()(x)

@@ -15,7 +15,12 @@ from pipeline import constants
 
 def preprocess_image(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:
   """Decodes, converts to grayscale, resizes and scales one image."""
-  image = tf.io.decode_image(image_bytes, channels=1, expand_animations=False)
+  # Decode whatever ingestion accepted (JPEG, PNG, and BMP/GIF bytes under
+  # such names), then keep luminance: RGB(A) -> gray, gray(+alpha) -> gray.
+  image = tf.io.decode_image(image_bytes, channels=0, expand_animations=False)
+  image = tf.cond(tf.shape(image)[-1] >= 3,
+                  lambda: tf.image.rgb_to_grayscale(image[..., :3]),
+                  lambda: image[..., :1])
   image = tf.image.resize(tf.cast(image, tf.float32), (image_size, image_size),
                           method=tf.image.ResizeMethod.AREA)
   image = tf.ensure_shape(image / 255.0, (image_size, image_size, 1))

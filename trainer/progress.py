@@ -28,10 +28,14 @@ class ProgressLogger(keras.callbacks.Callback):
   def on_epoch_begin(self, epoch, logs=None):
     self._epoch = epoch
     self._epoch_start = self._last_log = time.perf_counter()
+    self._train_end = None
+
+  def on_test_begin(self, logs=None):
+    self._train_end = time.perf_counter()  # validation is not training
 
   def _rate(self, steps: int) -> float:
-    return steps * self._batch / max(time.perf_counter() - self._epoch_start,
-                                     1e-9)
+    end = self._train_end or time.perf_counter()
+    return steps * self._batch / max(end - self._epoch_start, 1e-9)
 
   def on_train_batch_end(self, batch, logs=None):
     now = time.perf_counter()

@@ -35,6 +35,8 @@ from trainer import threshold as threshold_lib
 
 HISTORY_FIELDS = ('epoch', 'phase', 'loss', 'accuracy', 'auc', 'val_loss',
                   'val_accuracy', 'val_auc', 'seconds', 'images_per_second')
+# Training-path and serving-path probabilities agree to this (a test holds it).
+SERVING_TOLERANCE = 1e-5
 COMPARISON_FIELDS = ('architecture', 'selected', 'val_auc', 'val_accuracy',
                      'val_loss', 'best_epoch', 'epochs_run', 'train_auc',
                      'parameters', 'seconds', 'images_per_second')
@@ -51,18 +53,27 @@ class HistoryRecorder(keras.callbacks.Callback):
     self._images = images_per_epoch
 
   def on_epoch_begin(self, epoch, logs=None):
-    self._start = time.perf_counter()
+    self._start = self._train_end = time.perf_counter()
+
+  def on_test_begin(self, logs=None):
+    self._train_end = time.perf_counter()  # validation is not training
 
   def on_epoch_end(self, epoch, logs=None):
     seconds = time.perf_counter() - self._start
+    train_seconds = max(self._train_end - self._start, 1e-9)
     row = {'epoch': epoch + 1, 'phase': self._phase,
            'seconds': round(seconds, 3),
-           'images_per_second': round(self._images / max(seconds, 1e-9), 2)}
+           'images_per_second': round(self._images / train_seconds, 2)}
     row.update({k: float(v) for k, v in (logs or {}).items()
                 if k in HISTORY_FIELDS})
     self._rows.append(row)
     write_table(os.path.join(self._dir, 'history'), self._rows,
                 HISTORY_FIELDS)
+
+
+def _finite(value) -> float:
+  """value, or -1 when missing or NaN (never chosen as the best)."""
+  return -1.0 if value is None or math.isnan(value) else float(value)
 
 
 def write_table(path_without_ext: str, rows: List[Dict[str, Any]],
@@ -144,7 +155,6 @@ def train_architecture(name: str, train: data.Split, evaluation: data.Split,
   arch_dir = os.path.join(run_dir, name)
   checkpoint_dir = os.path.join(arch_dir, 'checkpoints')
   os.makedirs(checkpoint_dir, exist_ok=True)
-  train_batches = data.training_stream(train, batch_size, seed)
   eval_batches = data.evaluation_batches(evaluation, batch_size)
   class_weight = data.class_weights(train) if settings['class_weights'] else None
   logging.info('[%s] %d parameters, %d steps/epoch of %d, BatchNorm momentum '
@@ -162,6 +172,9 @@ def train_architecture(name: str, train: data.Split, evaluation: data.Split,
                    'trainable weights', name, phase, epochs, learning_rate,
                    len(model.trainable_weights))
     _compile(model, learning_rate)
+    # A new stream per phase, seeded apart, so phase 2 does not replay the
+    # augmentation draws of phase 1.
+    train_batches = data.training_stream(train, batch_size, seed + phase - 1)
     model.fit(
         train_batches, epochs=epoch + epochs, initial_epoch=epoch,
         steps_per_epoch=steps, validation_data=eval_batches,
@@ -182,7 +195,7 @@ def train_architecture(name: str, train: data.Split, evaluation: data.Split,
     epoch = rows[-1]['epoch']
   seconds = time.perf_counter() - start
 
-  best = max(rows, key=lambda r: (r.get('val_auc', 0.0), -r['epoch']))
+  best = max(rows, key=lambda r: (_finite(r.get('val_auc')), -r['epoch']))
   model.load_weights(os.path.join(
       checkpoint_dir, f"epoch-{best['epoch']:03d}.weights.h5"))
   row = {
@@ -193,8 +206,8 @@ def train_architecture(name: str, train: data.Split, evaluation: data.Split,
       'train_auc': best.get('auc', float('nan')),
       'best_epoch': best['epoch'], 'epochs_run': len(rows),
       'parameters': int(model.count_params()), 'seconds': round(seconds, 1),
-      'images_per_second': round(len(rows) * steps * batch_size /
-                                 max(seconds, 1e-9), 2),
+      'images_per_second': round(sum(r['images_per_second'] for r in rows) /
+                                 len(rows), 2),
   }
   logging.info('[%s] best epoch %d of %d: val_auc %.4f (%.1f min)', name,
                row['best_epoch'], row['epochs_run'], row['val_auc'],
@@ -209,7 +222,8 @@ def operating_point(model: keras.Model, evaluation: data.Split,
   scores = model.predict(data.evaluation_batches(evaluation, batch_size),
                          verbose=0).reshape(-1)
   labels = [int(label) for _, label in evaluation.dataset.as_numpy_iterator()]
-  return threshold_lib.choose_threshold(scores, labels, target_sensitivity)
+  return threshold_lib.choose_threshold(scores, labels, target_sensitivity,
+                                        margin=SERVING_TOLERANCE)
 
 
 def _files(patterns) -> List[str]:
@@ -242,8 +256,7 @@ def train_and_export(train_files: List[str], eval_files: List[str],
                                       local_run_dir, weights)
       trained[name] = model
       rows.append(row)
-    best = max(rows, key=lambda r: (-1.0 if math.isnan(r['val_auc'])
-                                    else r['val_auc']))
+    best = max(rows, key=lambda r: _finite(r['val_auc']))
     best['selected'] = True
     table = comparison_markdown(rows)
     logging.info('Architecture comparison (validation split):\n%s', table)

@@ -34,7 +34,11 @@ class PneumoniaModel(tf.Module):
                                  name='threshold')
 
   def _outputs(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
-    probability = tf.reshape(self.model(images, training=False), [-1])
+    # An empty request gets empty answers (convolutions refuse batch 0).
+    probability = tf.cond(
+        tf.shape(images)[0] > 0,
+        lambda: tf.reshape(self.model(images, training=False), [-1]),
+        lambda: tf.zeros([0], self.model.outputs[0].dtype))
     probability = tf.cast(probability, tf.float32)
     label = tf.where(probability >= self.threshold,
                      constants.LABEL_NAMES[constants.PNEUMONIA],

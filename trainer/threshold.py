@@ -22,13 +22,19 @@ class OperatingPoint(NamedTuple):
 
 
 def choose_threshold(scores: Sequence[float], labels: Sequence[int],
-                     target_sensitivity: float) -> OperatingPoint:
+                     target_sensitivity: float,
+                     margin: float = 0.0) -> OperatingPoint:
   """Highest threshold t with mean(scores[labels == 1] >= t) >= target.
 
   Args:
     scores: predicted probabilities of PNEUMONIA.
     labels: 1 for PNEUMONIA, 0 for NORMAL.
     target_sensitivity: in (0, 1].
+    margin: subtracted from t (sensitivity and specificity are reported at
+      the lowered threshold). The Trainer scores through the training path,
+      TF Serving through the serving graph; the two agree to 1e-5, so a
+      margin of that size keeps the examples that define t on the PNEUMONIA
+      side when served.
 
   Raises:
     ValueError: no PNEUMONIA example to measure sensitivity on, or a bad
@@ -45,7 +51,7 @@ def choose_threshold(scores: Sequence[float], labels: Sequence[int],
     raise ValueError('cannot choose a threshold: no PNEUMONIA example')
   # The k highest positive scores must be >= t; t = the k-th highest score.
   k = math.ceil(target_sensitivity * positives.size - 1e-9)
-  threshold = float(positives[k - 1])
+  threshold = max(0.0, float(positives[k - 1]) - margin)
   sensitivity = float(np.mean(positives >= threshold))
   specificity = (float(np.mean(negatives < threshold)) if negatives.size
                  else float('nan'))

@@ -15,15 +15,19 @@ def slice_name(slice_key) -> str:
                   for column, value in slice_key)
 
 
+def _matrices(confusion_matrix_at_thresholds):
+  return [{'threshold': m.threshold, 'tp': m.true_positives,
+           'fp': m.false_positives, 'tn': m.true_negatives,
+           'fn': m.false_negatives}
+          for m in confusion_matrix_at_thresholds.matrices]
+
+
 def _value(metric_value):
   kind = metric_value.WhichOneof('type')
   if kind == 'double_value':
     return metric_value.double_value.value
   if kind == 'confusion_matrix_at_thresholds':
-    return [{'threshold': m.threshold, 'tp': m.true_positives,
-             'fp': m.false_positives, 'tn': m.true_negatives,
-             'fn': m.false_negatives}
-            for m in metric_value.confusion_matrix_at_thresholds.matrices]
+    return _matrices(metric_value.confusion_matrix_at_thresholds)
   return None
 
 
@@ -53,8 +57,10 @@ def load_plots(evaluation_uri: str, model: str = CANDIDATE):
         continue
       value = kv.value
       entry = plots.setdefault(name, {})
+      # One PlotData may hold both plots (no oneof to dispatch on).
       if value.HasField('confusion_matrix_at_thresholds'):
-        entry['confusion_matrices'] = _value(value)
+        entry['confusion_matrices'] = _matrices(
+            value.confusion_matrix_at_thresholds)
       if value.HasField('calibration_histogram_buckets'):
         entry['calibration'] = [
             {'lower': b.lower_threshold_inclusive,

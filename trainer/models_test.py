@@ -1,0 +1,218 @@
+"""Tests of trainer.models: the three architectures, BatchNorm momentum and
+ResNet50's fine-tuning phases (random weights: nothing is downloaded)."""
+import math
+
+import keras
+from keras import layers
+import numpy as np
+import pytest
+
+from pipeline import config
+from trainer import models
+
+SIZE = 32
+
+
+def _build(name: str, steps_per_epoch: int = 10, **kwargs) -> keras.Model:
+  keras.utils.set_random_seed(0)
+  return models.build_model(name, SIZE, steps_per_epoch, **kwargs)
+
+
+@pytest.fixture(scope='module')
+def resnet() -> keras.Model:
+  """One random-weight ResNet50 (built once: ~1 s, 176 backbone layers)."""
+  return _build('resnet50', resnet_weights=None)
+
+
+def _batch(n: int = 8):
+  rng = np.random.default_rng(0)
+  images = rng.random((n, SIZE, SIZE, 1), dtype=np.float32)
+  labels = np.array([0, 1] * (n // 2), dtype=np.int64)
+  return images, labels
+
+
+def _all_layers(model: keras.Model):
+  """Every layer, including those inside nested models."""
+  for layer in model.layers:
+    yield layer
+    if isinstance(layer, keras.Model):
+      yield from _all_layers(layer)
+
+
+def test_architectures_are_the_configured_ones():
+  assert tuple(models.ARCHITECTURES) == (
+      'baseline_cnn', 'improved_cnn', 'resnet50')
+  assert models.ARCHITECTURES == config.ARCHITECTURES
+
+
+@pytest.mark.parametrize('name', ['baseline_cnn', 'improved_cnn', 'resnet50'])
+def test_builds_predicts_probabilities_and_trains_one_step(name, resnet):
+  model = resnet if name == 'resnet50' else _build(name)
+  assert model.name == name
+  assert tuple(model.input_shape) == (None, SIZE, SIZE, 1)
+  assert tuple(model.output_shape) == (None, 1)
+  images, labels = _batch()
+  probabilities = model.predict(images, verbose=0)
+  assert probabilities.shape == (len(images), 1)
+  assert np.all((probabilities >= 0.0) & (probabilities <= 1.0))
+
+  before = [w.numpy().copy() for w in model.trainable_weights]
+  assert before, 'nothing to train'
+  model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                loss=keras.losses.BinaryCrossentropy())
+  loss = model.train_on_batch(images, labels)
+  assert np.isfinite(loss)
+  after = [w.numpy() for w in model.trainable_weights]
+  changed = [not np.array_equal(b, a) for b, a in zip(before, after)]
+  assert any(changed)
+
+
+def test_unknown_architecture_lists_the_choices():
+  with pytest.raises(ValueError) as error:
+    models.build_model('vgg16', SIZE, 10)
+  message = str(error.value)
+  assert 'vgg16' in message
+  for name in models.ARCHITECTURES:
+    assert name in message
+
+
+def test_bn_momentum_leaves_one_percent_after_an_epoch():
+  momentum = models.bn_momentum_for(100)
+  assert 0.5 < momentum < 0.99
+  assert momentum ** 100 == pytest.approx(0.01, rel=1e-6)
+  for steps in (20, 163, 400):
+    assert models.bn_momentum_for(steps) ** steps == pytest.approx(
+        0.01, rel=1e-6)
+
+
+def test_bn_momentum_grows_with_steps():
+  values = [models.bn_momentum_for(s) for s in (10, 50, 100, 300)]
+  assert values == sorted(values) and len(set(values)) == len(values)
+
+
+@pytest.mark.parametrize('steps, expected', [
+    (0, 0.5), (1, 0.5), (2, 0.5), (6, 0.5), (459, 0.99), (1000, 0.99),
+    (10 ** 6, 0.99)])
+def test_bn_momentum_is_clipped(steps, expected):
+  assert models.bn_momentum_for(steps) == expected
+
+
+def test_bn_momentum_just_inside_the_bounds_is_not_clipped():
+  # 0.5**7 > 0.01 and 0.99**458 < 0.01: the edges of the unclipped range.
+  assert models.bn_momentum_for(7) == pytest.approx(
+      math.exp(math.log(0.01) / 7))
+  assert 0.5 < models.bn_momentum_for(7)
+  assert models.bn_momentum_for(458) < 0.99
+
+
+@pytest.mark.parametrize('steps', [3, 100, 5000])
+def test_improved_cnn_batch_norm_layers_carry_the_momentum(steps):
+  model = _build('improved_cnn', steps_per_epoch=steps)
+  norms = [l for l in model.layers
+           if isinstance(l, layers.BatchNormalization)]
+  assert len(norms) >= 4
+  assert {l.momentum for l in norms} == {models.bn_momentum_for(steps)}
+
+
+def test_resnet50_batch_norm_layers_carry_the_momentum(resnet):
+  norms = [l for l in _all_layers(resnet)
+           if isinstance(l, layers.BatchNormalization)]
+  assert len(norms) > 50
+  assert {l.momentum for l in norms} == {models.bn_momentum_for(10)}
+
+
+def _kernel_regularizers(model: keras.Model):
+  return [getattr(l, 'kernel_regularizer', None) for l in model.layers
+          if getattr(l, 'kernel_regularizer', None) is not None]
+
+
+def test_baseline_cnn_has_no_normalisation_or_regularisation():
+  model = _build('baseline_cnn')
+  assert not any(isinstance(l, (layers.BatchNormalization, layers.Dropout))
+                 for l in model.layers)
+  assert not _kernel_regularizers(model)
+  assert not model.losses  # no weight-decay terms
+  assert any(isinstance(l, layers.Conv2D) for l in model.layers)
+
+
+def test_improved_cnn_has_batch_norm_dropout_and_l2():
+  model = _build('improved_cnn', l2=1e-3, dropout=0.4)
+  assert any(isinstance(l, layers.BatchNormalization) for l in model.layers)
+  dropouts = [l for l in model.layers if isinstance(l, layers.Dropout)]
+  assert dropouts and {l.rate for l in dropouts} == {0.4}
+  regularizers = _kernel_regularizers(model)
+  assert regularizers
+  assert all(isinstance(r, keras.regularizers.L2) for r in regularizers)
+  assert [float(r.l2) for r in regularizers] == pytest.approx(
+      [1e-3] * len(regularizers))
+  model(np.zeros((1, SIZE, SIZE, 1), np.float32))
+  assert model.losses  # the L2 terms reach the loss
+
+
+def test_improved_cnn_without_l2_has_no_regularizers():
+  assert not _kernel_regularizers(_build('improved_cnn', l2=0.0))
+
+
+def _trainable_names(model: keras.Model):
+  backbone = model.get_layer('resnet50')
+  return {l.name for l in backbone.layers if l.trainable and l.weights}
+
+
+def test_resnet50_phase_1_trains_only_the_head(resnet):
+  models.set_fine_tuning(resnet, phase=1, pretrained=False)
+  backbone = resnet.get_layer('resnet50')
+  assert not backbone.trainable
+  assert not backbone.trainable_weights
+  head = resnet.get_layer('pneumonia')
+  assert {id(w) for w in resnet.trainable_weights} == {
+      id(w) for w in head.trainable_weights}
+  assert len(resnet.trainable_weights) == 2  # kernel and bias
+
+
+@pytest.mark.parametrize('pretrained', [True, False])
+def test_resnet50_phase_2_unfreezes_conv5_only(resnet, pretrained):
+  try:
+    models.set_fine_tuning(resnet, phase=2, pretrained=pretrained)
+    backbone = resnet.get_layer('resnet50')
+    assert backbone.trainable
+    conv5 = [l for l in backbone.layers if l.name.startswith('conv5_')]
+    earlier = [l for l in backbone.layers
+               if l.name.startswith(('conv1_', 'conv2_', 'conv3_', 'conv4_'))]
+    assert conv5 and earlier
+    assert not any(l.trainable for l in earlier)
+    assert not any(w.trainable for l in earlier for w in l.weights)
+    for layer in conv5:
+      if isinstance(layer, layers.BatchNormalization):
+        assert layer.trainable == (not pretrained), layer.name
+      else:
+        assert layer.trainable, layer.name
+    convs = [l for l in conv5 if isinstance(l, layers.Conv2D)]
+    assert convs and all(l.kernel.trainable for l in convs)
+    norms = [l for l in conv5 if isinstance(l, layers.BatchNormalization)]
+    assert norms
+    assert all(l.gamma.trainable == (not pretrained) for l in norms)
+    # The trainable weights are the head and conv5's weights, nothing else.
+    trainable = {id(w) for w in resnet.trainable_weights}
+    conv5_weights = {id(w) for l in conv5 for w in l.trainable_weights}
+    head = {id(w) for w in resnet.get_layer('pneumonia').trainable_weights}
+    assert trainable == conv5_weights | head
+  finally:
+    models.set_fine_tuning(resnet, phase=1, pretrained=False)
+
+
+def test_resnet50_back_to_phase_1_freezes_everything_again(resnet):
+  models.set_fine_tuning(resnet, phase=2, pretrained=False)
+  assert len(resnet.trainable_weights) > 2
+  models.set_fine_tuning(resnet, phase=1, pretrained=False)
+  assert len(resnet.trainable_weights) == 2
+
+
+def test_resnet50_repeats_the_gray_channel(resnet):
+  """ResNet50 takes the one-channel tensor and repeats it inside."""
+  to_rgb = resnet.get_layer('to_rgb')
+  image = np.random.default_rng(1).random((1, SIZE, SIZE, 1), np.float32)
+  sub = keras.Model(resnet.input, to_rgb.output)
+  rgb = np.asarray(sub(image))
+  assert rgb.shape == (1, SIZE, SIZE, 3)
+  for channel in range(3):
+    np.testing.assert_array_equal(rgb[..., channel], image[..., 0])

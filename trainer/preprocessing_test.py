@@ -1,0 +1,219 @@
+"""Tests of trainer.preprocessing: the one decode/resize/scale function.
+
+Synthetic images are encoded with TensorFlow from numpy arrays; two real
+originals (one grayscale, one 3-channel) are read in place from the shared
+data folder.
+"""
+import csv
+import pathlib
+import struct
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline import constants
+from tests.support import require_shared_data
+from trainer import preprocessing
+
+SIZE = 32
+
+
+def _gradient(height: int = 60, width: int = 50) -> np.ndarray:
+  """A smooth uint8 grayscale image [height, width, 1] with a wide range."""
+  rows = np.linspace(0, 255, height)[:, None]
+  cols = np.linspace(0, 255, width)[None, :]
+  return ((rows + cols) / 2).astype(np.uint8)[..., None]
+
+
+def _encode(pixels: np.ndarray, fmt: str) -> bytes:
+  encode = tf.io.encode_png if fmt == 'png' else tf.io.encode_jpeg
+  return encode(tf.constant(pixels)).numpy()
+
+
+def original(channels: int) -> pathlib.Path:
+  """The smallest real original with `channels` channels (by MANIFEST.csv)."""
+  root = require_shared_data('kermany-original-sample')
+  with open(root / 'MANIFEST.csv', newline='') as f:
+    rows = [r for r in csv.DictReader(f) if int(r['channels']) == channels]
+  assert rows, f'MANIFEST.csv lists no {channels}-channel original'
+  row = min(rows, key=lambda r: int(r['bytes']))
+  return root / row['path']
+
+
+def _check_image(image: tf.Tensor, size: int = SIZE) -> np.ndarray:
+  assert image.dtype == tf.float32
+  assert image.shape == (size, size, 1)
+  values = image.numpy()
+  assert values.min() >= 0.0 and values.max() <= 1.0
+  assert values.max() > values.min()  # an image, not a constant
+  return values
+
+
+_GRAY = _gradient()
+_RGB = np.concatenate([_GRAY, 255 - _GRAY, _GRAY // 2], axis=-1)
+_RGBA = np.concatenate([_RGB, np.full_like(_GRAY, 200)], axis=-1)
+
+
+@pytest.mark.parametrize('pixels, fmt', [
+    (_GRAY, 'jpeg'), (_RGB, 'jpeg'), (_GRAY, 'png'), (_RGB, 'png'),
+    (_RGBA, 'png')], ids=['gray-jpeg', 'rgb-jpeg', 'gray-png', 'rgb-png',
+                          'rgba-png'])
+def test_synthetic_images_give_float_gray_square_in_unit_range(pixels, fmt):
+  raw = _encode(pixels, fmt)
+  for size in (SIZE, 48):
+    values = _check_image(preprocessing.preprocess_image(raw, size), size)
+    # Resizing by area averaging keeps the overall brightness.
+    gray = (pixels if pixels.shape[-1] == 1 else
+            tf.image.rgb_to_grayscale(pixels[..., :3]).numpy())
+    assert values.mean() == pytest.approx(
+        float(np.mean(gray)) / 255.0, abs=0.03)
+
+
+def test_gradient_direction_survives():
+  """Dark top-left and bright bottom-right stay where they are."""
+  values = _check_image(preprocessing.preprocess_image(
+      _encode(_GRAY, 'png'), SIZE))
+  assert values[0, 0, 0] < 0.1 and values[-1, -1, 0] > 0.9
+
+
+@pytest.mark.parametrize('channels', [1, 3])
+def test_real_originals_give_float_gray_square_in_unit_range(channels):
+  path = original(channels)
+  raw = path.read_bytes()
+  decoded = tf.io.decode_image(raw, expand_animations=False)
+  assert decoded.shape[-1] == channels  # the file is what MANIFEST says
+  assert min(decoded.shape[:2]) > 4 * SIZE
+  _check_image(preprocessing.preprocess_image(raw, SIZE))
+  _check_image(preprocessing.preprocess_image(tf.constant(raw), 48), 48)
+
+
+@pytest.mark.parametrize('fmt', ['jpeg', 'png'])
+def test_rgb_with_equal_channels_matches_grayscale(fmt):
+  """Colour alone cannot tell the model anything (no label shortcut)."""
+  noise = np.random.default_rng(3).integers(0, 256, (45, 37, 1), np.uint8)
+  for gray in (_GRAY, noise):
+    from_gray = preprocessing.preprocess_image(_encode(gray, fmt), SIZE)
+    from_rgb = preprocessing.preprocess_image(
+        _encode(np.repeat(gray, 3, axis=-1), fmt), SIZE)
+    np.testing.assert_allclose(from_rgb.numpy(), from_gray.numpy(),
+                               atol=1.5 / 255)
+  if fmt == 'png':  # lossless: also an opaque RGBA copy
+    rgba = np.concatenate([np.repeat(_GRAY, 3, axis=-1),
+                           np.full_like(_GRAY, 255)], axis=-1)
+    np.testing.assert_allclose(
+        preprocessing.preprocess_image(_encode(rgba, fmt), SIZE).numpy(),
+        preprocessing.preprocess_image(_encode(_GRAY, fmt), SIZE).numpy(),
+        atol=1e-6)
+
+
+def test_real_three_channel_original_matches_its_grayscale_png():
+  raw = original(3).read_bytes()
+  pixels = tf.io.decode_image(raw, channels=3, expand_animations=False)
+  gray_png = tf.io.encode_png(pixels[..., :1]).numpy()
+  rgb_png = tf.io.encode_png(pixels).numpy()
+  expected = preprocessing.preprocess_image(gray_png, SIZE).numpy()
+  np.testing.assert_allclose(
+      preprocessing.preprocess_image(raw, SIZE).numpy(), expected,
+      atol=1.5 / 255)
+  np.testing.assert_allclose(
+      preprocessing.preprocess_image(rgb_png, SIZE).numpy(), expected,
+      atol=1.5 / 255)
+
+
+def test_preprocess_batch_equals_stacked_preprocess_image():
+  noise = np.random.default_rng(5).integers(0, 256, (40, 30, 3), np.uint8)
+  raws = [_encode(_GRAY, 'jpeg'), _encode(noise, 'png'), _encode(_RGBA, 'png'),
+          _encode(255 - _gradient(20, 90), 'jpeg'), original(1).read_bytes(),
+          original(3).read_bytes()]
+  batch = preprocessing.preprocess_batch(tf.constant(raws), SIZE)
+  assert batch.dtype == tf.float32
+  assert batch.shape == (len(raws), SIZE, SIZE, 1)
+  expected = np.stack([preprocessing.preprocess_image(raw, SIZE).numpy()
+                       for raw in raws])
+  np.testing.assert_array_equal(batch.numpy(), expected)
+  # Each image keeps its own content: no two rows are the same.
+  flat = batch.numpy().reshape(len(raws), -1)
+  assert len({row.tobytes() for row in flat}) == len(raws)
+
+
+def _example(features) -> bytes:
+  feature = {}
+  for key, value in features.items():
+    if isinstance(value, bytes):
+      feature[key] = tf.train.Feature(
+          bytes_list=tf.train.BytesList(value=[value]))
+    else:
+      feature[key] = tf.train.Feature(
+          int64_list=tf.train.Int64List(value=[value]))
+  return tf.train.Example(features=tf.train.Features(
+      feature=feature)).SerializeToString()
+
+
+def test_parse_examples_returns_bytes_and_labels():
+  raws = [_encode(_GRAY, 'jpeg'), _encode(_RGB, 'png'), b'\x00\x01raw']
+  labels = [constants.NORMAL, constants.PNEUMONIA, constants.PNEUMONIA]
+  serialized = [
+      _example({constants.IMAGE_KEY: raw, constants.LABEL_KEY: label,
+                constants.PATIENT_ID_KEY: b'person1'})
+      for raw, label in zip(raws, labels)]
+  image_bytes, parsed_labels = preprocessing.parse_examples(
+      tf.constant(serialized))
+  assert image_bytes.dtype == tf.string and parsed_labels.dtype == tf.int64
+  assert image_bytes.numpy().tolist() == raws
+  assert parsed_labels.numpy().tolist() == labels
+
+
+def test_parse_examples_without_label_gives_minus_one():
+  """Serving requests carry no label; parsing must still work."""
+  raw = _encode(_GRAY, 'png')
+  image_bytes, labels = preprocessing.parse_examples(
+      tf.constant([_example({constants.IMAGE_KEY: raw})]))
+  assert image_bytes.numpy().tolist() == [raw]
+  assert labels.numpy().tolist() == [-1]
+
+
+def test_parse_examples_without_image_raises():
+  with pytest.raises(tf.errors.InvalidArgumentError):
+    preprocessing.parse_examples(
+        tf.constant([_example({constants.LABEL_KEY: 1})]))
+
+
+@pytest.mark.parametrize('raw', [
+    b'not an image at all', b'', b'\x89PNG\r\n\x1a\n garbage',
+    _encode(_GRAY, 'jpeg')[:40]], ids=['text', 'empty', 'bad-png',
+                                       'truncated-jpeg'])
+def test_undecodable_bytes_raise_invalid_argument(raw):
+  with pytest.raises(tf.errors.InvalidArgumentError):
+    preprocessing.preprocess_image(tf.constant(raw), SIZE)
+  with pytest.raises(tf.errors.InvalidArgumentError):
+    preprocessing.preprocess_batch(
+        tf.constant([_encode(_GRAY, 'png'), raw]), SIZE)
+
+
+def _bmp(height: int = 8, width: int = 8) -> bytes:
+  """A valid 24-bit BMP (TensorFlow cannot encode one; the header is
+  written by hand: BITMAPFILEHEADER + BITMAPINFOHEADER, bottom-up rows)."""
+  row = (width * 3 + 3) // 4 * 4
+  pixels = np.random.default_rng(7).integers(0, 256, row * height,
+                                             np.uint8).tobytes()
+  file_header = b'BM' + struct.pack('<IHHI', 54 + len(pixels), 0, 0, 54)
+  info_header = struct.pack('<IiiHHIIiiII', 40, width, height, 1, 24, 0,
+                            len(pixels), 2835, 2835, 0, 0)
+  return file_header + info_header + pixels
+
+
+# A 1x1 GIF89a (TensorFlow cannot encode GIF either).
+_GIF = (b'GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04'
+        b'\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D'
+        b'\x01\x00;')
+
+
+@pytest.mark.parametrize('raw', [_bmp(), _GIF], ids=['bmp', 'gif'])
+def test_whatever_ingestion_accepts_preprocesses(raw):
+  # Imported here only: Beam and TFX take seconds to import.
+  from components.image_example_gen import executor  # pylint: disable=g-import-not-at-top
+  height, width, _ = executor.decode_shape(raw)  # ingestion keeps the file
+  assert height and width
+  image = preprocessing.preprocess_image(raw, SIZE)
+  assert image.shape == (SIZE, SIZE, 1) and image.dtype == tf.float32
