@@ -21,7 +21,7 @@ TEST_ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help env run test bench bench-ingest bench-train lock clean
+.PHONY: help env run test browser bench bench-ingest bench-train lock clean predict
 
 help:
 	@echo "make run   DATA_DIR=data OUTPUT_DIR=output RUN_ARGS='--stop-after validate'"
@@ -45,8 +45,24 @@ $(STAMP): requirements.lock .python-version
 run: $(STAMP)
 	$(PY) local_runner.py --data-dir "$(DATA_DIR)" --output-dir "$(OUTPUT_DIR)" $(RUN_ARGS)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest $(TEST_ARGS)
+
+# Headless Chromium, for the run report's browser test (tests/browser.py).
+# Installed from Debian's packages when we are root; otherwise explained.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then \
+	  echo "chromium: $$(command -v chromium)"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update && apt-get install -y --no-install-recommends chromium; \
+	else \
+	  echo "chromium not found: install it with 'sudo apt-get install -y --no-install-recommends chromium'"; \
+	  echo "(Debian/Ubuntu), or put a Chromium binary named chromium on PATH; without it the browser test is skipped (and fails when CI=true)."; \
+	fi
+
+# Classify images with the newest pushed model: make predict IMAGES="a.jpeg b.png"
+predict: $(STAMP)
+	$(PY) predict.py --output-dir "$(OUTPUT_DIR)" $(IMAGES)
 
 bench: bench-ingest bench-train
 
