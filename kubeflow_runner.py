@@ -40,6 +40,15 @@ _RUNTIME_TYPES = {'epochs': int, 'image_size': int, 'batch_size': int,
                   'data_root': str}
 
 
+def _cron(expression: str) -> str:
+  """Checks --cron at parse time (before a half-minute compile)."""
+  from pipeline import kfp_client  # pylint: disable=g-import-not-at-top
+  try:
+    return kfp_client.validate_cron(expression)
+  except ValueError as e:
+    raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def parse_args(argv=None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(
       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -53,7 +62,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   schedule = commands.add_parser(
       'schedule', help='upload the pipeline and create a recurring run')
   schedule.add_argument(
-      '--cron', required=True,
+      '--cron', required=True, type=_cron,
       help="6-field cron with seconds, e.g. '0 0 3 * * 0' (Sundays 03:00); "
       'at most one run at a time, no catch-up of missed runs')
   for command in (submit, schedule):
