@@ -124,3 +124,25 @@ def test_brute_force_no_higher_threshold_reaches_the_target(seed):
       assert point.specificity == pytest.approx(np.mean(negatives < t))
     assert (point.positives, point.negatives) == (positives.size,
                                                  negatives.size)
+
+
+@pytest.mark.parametrize('margin', [1e-5, 0.05])
+def test_margin_lowers_the_threshold_and_reports_there(margin):
+  # 0.6 is chosen without a margin; a negative at 0.58 is below 0.6 but not
+  # below 0.6 - 0.05.
+  scores = [0.6, 0.9, 0.58, 0.1, 0.3, 0.7]
+  labels = [1, 1, 0, 0, 0, 0]
+  plain = threshold_lib.choose_threshold(scores, labels, 1.0)
+  point = threshold_lib.choose_threshold(scores, labels, 1.0, margin=margin)
+  assert point.threshold == pytest.approx(plain.threshold - margin)
+  assert point.sensitivity == 1.0
+  negatives = np.array([0.58, 0.1, 0.3, 0.7])
+  assert point.specificity == pytest.approx(
+      np.mean(negatives < point.threshold))
+  assert point.specificity == (0.75 if margin < 0.02 else 0.5)
+
+
+def test_margin_never_goes_below_zero():
+  point = threshold_lib.choose_threshold([0.01, 0.5], [1, 1], 1.0, margin=0.1)
+  assert point.threshold == 0.0
+  assert point.sensitivity == 1.0

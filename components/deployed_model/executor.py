@@ -34,7 +34,7 @@ def newest_version(base_directory: str) -> Optional[Tuple[str, str]]:
   for name in tf.io.gfile.listdir(base_directory):
     name = name.rstrip('/')
     path = os.path.join(base_directory, name)
-    if name.isdigit() and tf.io.gfile.exists(
+    if name.isascii() and name.isdigit() and tf.io.gfile.exists(
         os.path.join(path, 'saved_model.pb')):
       versions.append((int(name), name, path))
   if not versions:

@@ -71,11 +71,16 @@ def checks(config: tfma.EvalConfig, metrics: Dict, has_baseline: bool
         if threshold.HasField('change_threshold'):
           allowed = threshold.change_threshold.absolute.value
           baseline = metrics.get((overall, results.BASELINE, name))
-          if not has_baseline or baseline is None or value is None:
+          if not has_baseline:
             out.append({'metric': name, 'kind': 'change', 'bound': allowed,
                         'value': value, 'baseline_value': None,
                         'passed': True,
                         'note': 'nothing deployed: not compared'})
+          elif baseline is None or value is None:
+            out.append({'metric': name, 'kind': 'change', 'bound': allowed,
+                        'value': value, 'baseline_value': baseline,
+                        'passed': False,
+                        'note': 'metric missing: cannot compare'})
           else:
             out.append({'metric': name, 'kind': 'change', 'bound': allowed,
                         'value': value, 'baseline_value': baseline,

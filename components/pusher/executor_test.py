@@ -1,0 +1,212 @@
+"""Tests of the Pusher: blessed models only, a new version each time, atomic.
+
+`publish` is tried on hand-made model folders (it copies files and checks
+for saved_model.pb); the Executor pushes a tiny real SavedModel.
+"""
+import hashlib
+import pathlib
+
+import keras
+import pytest
+import tensorflow as tf
+from tfx import v1 as tfx
+from tfx.utils import proto_utils
+
+from components.pusher import executor
+from pipeline import constants
+from trainer import models
+from trainer import signatures
+
+
+def _model_folder(root: pathlib.Path, tag: str,
+                  saved_model: bool = True) -> pathlib.Path:
+  folder = root / f'model-{tag}'
+  (folder / 'variables').mkdir(parents=True)
+  (folder / 'variables' / 'variables.data-00000-of-00001').write_bytes(
+      tag.encode() * 100)
+  (folder / 'assets.extra').mkdir()
+  (folder / 'assets.extra' / 'model_info.json').write_text(
+      f'{{"tag": "{tag}"}}')
+  if saved_model:
+    (folder / 'saved_model.pb').write_bytes(f'graph {tag}'.encode())
+  return folder
+
+
+def _digests(folder: pathlib.Path) -> dict:
+  return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+          for p in sorted(folder.rglob('*')) if p.is_file()}
+
+
+def _entries(base: pathlib.Path) -> list:
+  return sorted(p.name for p in base.iterdir())
+
+
+def _versions(base: pathlib.Path) -> list:
+  return sorted((p.name for p in base.iterdir() if p.name.isdigit()), key=int)
+
+
+# --- publish ------------------------------------------------------------------
+
+def test_publish_creates_a_new_version_with_the_model_files(tmp_path):
+  model = _model_folder(tmp_path, 'a')
+  base = tmp_path / 'serving_model'
+  target = executor.publish(str(model), str(base))
+  assert pathlib.Path(target).parent == base
+  assert _entries(base) == [pathlib.Path(target).name]
+  assert pathlib.Path(target).name.isdigit()
+  assert _digests(pathlib.Path(target)) == _digests(model)
+
+
+def test_publish_never_touches_or_overwrites_earlier_versions(tmp_path):
+  base = tmp_path / 'serving_model'
+  pushed = [pathlib.Path(executor.publish(str(_model_folder(tmp_path, 'a')),
+                                          str(base)))]
+  before = {p.name: _digests(p) for p in pushed}
+  for tag in ('b', 'c'):
+    pushed.append(pathlib.Path(executor.publish(
+        str(_model_folder(tmp_path, tag)), str(base))))
+  names = [p.name for p in pushed]
+  assert len(set(names)) == 3
+  assert [int(n) for n in names] == sorted(int(n) for n in names)
+  assert _versions(base) == names and _entries(base) == sorted(names)
+  assert {p.name: _digests(p) for p in pushed[:1]} == before
+  for path, tag in zip(pushed, 'abc'):
+    assert _digests(path) == _digests(tmp_path / f'model-{tag}')
+
+
+def test_two_pushes_in_the_same_second_get_increasing_versions(
+    tmp_path, monkeypatch):
+  monkeypatch.setattr(executor.time, 'time', lambda: 1_800_000_000.25)
+  base = tmp_path / 'serving_model'
+  first = executor.publish(str(_model_folder(tmp_path, 'a')), str(base))
+  second = executor.publish(str(_model_folder(tmp_path, 'b')), str(base))
+  assert pathlib.Path(first).name == '1800000000'
+  assert pathlib.Path(second).name == '1800000001'
+  assert _digests(pathlib.Path(first)) == _digests(tmp_path / 'model-a')
+  assert _digests(pathlib.Path(second)) == _digests(tmp_path / 'model-b')
+
+
+def test_a_version_from_the_future_is_exceeded_not_replaced(tmp_path):
+  base = tmp_path / 'serving_model'
+  base.mkdir()
+  _model_folder(tmp_path, 'future').rename(base / '9999999999')
+  before = _digests(base / '9999999999')
+  target = executor.publish(str(_model_folder(tmp_path, 'new')), str(base))
+  assert pathlib.Path(target).name == '10000000000'
+  assert _digests(base / '9999999999') == before
+  assert _entries(base) == ['10000000000', '9999999999']
+
+
+def test_failure_without_saved_model_leaves_nothing(tmp_path):
+  base = tmp_path / 'serving_model'
+  old = pathlib.Path(executor.publish(str(_model_folder(tmp_path, 'a')),
+                                      str(base)))
+  before = _digests(old)
+  broken = _model_folder(tmp_path, 'broken', saved_model=False)
+  with pytest.raises(FileNotFoundError, match='saved_model.pb'):
+    executor.publish(str(broken), str(base))
+  assert _entries(base) == [old.name]  # no new version, no staging folder
+  assert _digests(old) == before
+
+
+def test_failure_into_an_empty_destination_leaves_no_version(tmp_path):
+  base = tmp_path / 'serving_model'
+  with pytest.raises(FileNotFoundError):
+    executor.publish(str(_model_folder(tmp_path, 'x', saved_model=False)),
+                     str(base))
+  assert _entries(base) == []
+
+
+def test_an_existing_version_is_never_overwritten(tmp_path, monkeypatch):
+  base = tmp_path / 'serving_model'
+  old = pathlib.Path(executor.publish(str(_model_folder(tmp_path, 'a')),
+                                      str(base)))
+  before = _digests(old)
+  # The version appears between choosing and renaming (another pusher).
+  monkeypatch.setattr(executor, 'next_version', lambda _: old.name)
+  with pytest.raises(executor.VersionExistsError):
+    executor.publish(str(_model_folder(tmp_path, 'b')), str(base))
+  assert _entries(base) == [old.name]
+  assert _digests(old) == before
+
+
+def test_a_failed_rename_leaves_no_staging_folder(tmp_path, monkeypatch):
+  base = tmp_path / 'serving_model'
+
+  def fail(*args, **kwargs):
+    raise tf.errors.UnavailableError(None, None, 'disk went away')
+
+  monkeypatch.setattr(executor.tf.io.gfile, 'rename', fail)
+  with pytest.raises(tf.errors.UnavailableError):
+    executor.publish(str(_model_folder(tmp_path, 'a')), str(base))
+  assert _entries(base) == []
+
+
+# --- the Executor ---------------------------------------------------------------
+
+SIZE = 32
+
+
+@pytest.fixture(scope='module')
+def model_artifact(tmp_path_factory):
+  """A Model artifact holding a tiny real SavedModel in Format-Serving/."""
+  keras.utils.set_random_seed(0)
+  uri = tmp_path_factory.mktemp('Trainer') / 'model' / '3'
+  signatures.export(models.build_model('baseline_cnn', SIZE, 10),
+                    str(uri / 'Format-Serving'), SIZE, 0.3,
+                    info={'architecture': 'baseline_cnn'})
+  artifact = tfx.types.standard_artifacts.Model()
+  artifact.uri = str(uri)
+  return artifact
+
+
+def _run_executor(model_artifact, blessed, base, tmp_path):
+  blessing = tfx.types.standard_artifacts.ModelBlessing()
+  blessing.uri = str(tmp_path / 'Evaluator' / 'blessing' / '4')
+  blessing.set_int_custom_property('blessed', blessed)
+  pushed = tfx.types.standard_artifacts.PushedModel()
+  pushed.uri = str(tmp_path / 'Pusher' / 'pushed_model' / '5')
+  destination = tfx.proto.PushDestination(
+      filesystem=tfx.proto.PushDestination.Filesystem(
+          base_directory=str(base)))
+  executor.Executor().Do(
+      {'model': [model_artifact], 'model_blessing': [blessing]},
+      {'pushed_model': [pushed]},
+      {'push_destination': proto_utils.proto_to_json(destination)})
+  return pushed
+
+
+def test_executor_pushes_nothing_unblessed(model_artifact, tmp_path):
+  base = tmp_path / 'serving_model'
+  old = pathlib.Path(executor.publish(str(_model_folder(tmp_path, 'a')),
+                                      str(base)))
+  before = _digests(base)
+  pushed = _run_executor(model_artifact, 0, base, tmp_path)
+  assert pushed.get_int_custom_property('pushed') == 0
+  assert pushed.get_string_custom_property('pushed_version') == ''
+  assert _entries(base) == [old.name]
+  assert _digests(base) == before
+
+
+def test_executor_pushes_a_blessed_model(model_artifact, tmp_path):
+  base = tmp_path / 'serving_model'
+  old = pathlib.Path(executor.publish(str(_model_folder(tmp_path, 'a')),
+                                      str(base)))
+  before = _digests(old)
+  pushed = _run_executor(model_artifact, 1, base, tmp_path)
+  assert pushed.get_int_custom_property('pushed') == 1
+  version = pushed.get_string_custom_property('pushed_version')
+  destination = pushed.get_string_custom_property('pushed_destination')
+  assert destination == str(base / version)
+  assert int(version) > int(old.name)
+  assert _entries(base) == sorted([old.name, version])
+  assert _digests(old) == before
+  source = pathlib.Path(model_artifact.uri) / 'Format-Serving'
+  assert _digests(base / version) == _digests(source)
+  # What TF Serving will load: the model with its contract.
+  loaded = tf.saved_model.load(destination)
+  outputs = loaded.signatures[constants.SERVING_SIGNATURE](
+      **{constants.SERVING_INPUT: tf.constant([tf.io.encode_png(
+          tf.zeros([8, 8, 1], tf.uint8)).numpy()])})
+  assert outputs[constants.PROBABILITY_OUTPUT].shape == (1,)
+  assert float(loaded.threshold.numpy()) == pytest.approx(0.3)

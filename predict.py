@@ -1,0 +1,211 @@
+"""Classifies chest X-ray images with an exported model.
+
+    python predict.py IMAGE... [--model DIR] [--output-dir DIR]
+
+Without --model the newest pushed model is used: the highest numeric version
+folder holding a saved_model.pb under `<output dir>/serving_model` (what TF
+Serving would serve). --model takes a SavedModel folder or a folder of
+versions (then the newest). A folder among the images stands for its
+.jpeg/.jpg/.png files, sorted.
+
+Prints one JSON line per image, in argument order:
+  {"path", "pneumonia_probability", "label", "threshold", "model"}
+or {"path", "error"} for a file that cannot be read or decoded.
+Exit code: 0 all classified, 1 some image failed, 2 no model found or loaded.
+"""
+import argparse
+import json
+import os
+import sys
+import warnings
+
+from pipeline import config
+from pipeline import constants
+
+EXIT_OK, EXIT_IMAGE_FAILED, EXIT_NO_MODEL = 0, 1, 2
+MODEL_INFO_FILE = os.path.join('assets.extra', 'model_info.json')
+
+
+class NoModelError(Exception):
+  """No usable model where we looked."""
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(
+      description='Classify chest X-ray images (JPEG/PNG) as PNEUMONIA or '
+      'NORMAL with an exported model; one JSON line per image on stdout.',
+      epilog='Exit code: 0 all images classified, 1 some image failed, 2 no '
+      'model found or loaded.')
+  parser.add_argument('images', nargs='+', metavar='IMAGE',
+                      help='image files, or folders of .jpeg/.jpg/.png files')
+  parser.add_argument('--model', metavar='DIR',
+                      help='a SavedModel folder, or a folder of numeric '
+                      'versions (the newest is used); default: the newest '
+                      'pushed model under OUTPUT_DIR/serving_model')
+  parser.add_argument('--output-dir', metavar='DIR',
+                      default=os.environ.get('OUTPUT_DIR')
+                      or config.DEFAULT_OUTPUT_DIR,
+                      help='the pipeline output folder (default: $OUTPUT_DIR '
+                      'or %(default)s)')
+  return parser.parse_args(argv)
+
+
+def expand(arguments):
+  """Image paths in argument order; a folder becomes its sorted images.
+
+  A folder without images is kept as is, to be reported as an error.
+  """
+  paths = []
+  for argument in arguments:
+    if os.path.isdir(argument):
+      names = sorted(
+          name for name in os.listdir(argument)
+          if name.lower().endswith(constants.IMAGE_EXTENSIONS)
+          and not os.path.isdir(os.path.join(argument, name)))
+      paths.extend([os.path.join(argument, name) for name in names]
+                   or [argument])
+    else:
+      paths.append(argument)
+  return paths
+
+
+def find_model(model: str, output_dir: str) -> str:
+  """The SavedModel folder to use.
+
+  Raises:
+    NoModelError: nothing usable, with where we looked and what to do.
+  """
+  # Imported here: it brings TensorFlow and TFX.
+  from components.deployed_model import executor as deployed_model  # pylint: disable=g-import-not-at-top
+  if model:
+    if os.path.isfile(os.path.join(model, 'saved_model.pb')):
+      return model
+    newest = deployed_model.newest_version(model)
+    if newest is None:
+      raise NoModelError(
+          f'no model at {model}: it is neither a SavedModel folder (with '
+          'saved_model.pb) nor a folder of numeric version folders holding '
+          'one. Pass --model a SavedModel folder, or run `make run` to train '
+          'and push one.')
+    return newest[1]
+  base = config.output_paths(output_dir)['serving_model_dir']
+  newest = deployed_model.newest_version(base)
+  if newest is None:
+    raise NoModelError(
+        f'no pushed model under {base} (looked for numeric version folders '
+        'holding saved_model.pb). Run `make run` to train and push one (set '
+        'OUTPUT_DIR or --output-dir if the pipeline wrote elsewhere), or pass '
+        '--model DIR.')
+  return newest[1]
+
+
+def _float32_value(value) -> float:
+  """A float32 as the shortest decimal that reads back as it (0.3, not
+  0.30000001192092896)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  return float(str(np.float32(value)))
+
+
+def load_model(path: str):
+  """(loaded object, serving function, threshold) of the SavedModel at `path`.
+
+  Keep the loaded object alive as long as its signature is used: it owns the
+  variables.
+
+  Raises:
+    NoModelError: it does not load or lacks the serving signature.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  try:
+    loaded = tf.saved_model.load(path)
+  except Exception as e:  # pylint: disable=broad-except
+    raise NoModelError(f'cannot load the model at {path}: '
+                       f'{type(e).__name__}: {_first_line(e)}') from e
+  serve = loaded.signatures.get(constants.SERVING_SIGNATURE)
+  if serve is None:
+    raise NoModelError(f'the model at {path} has no '
+                       f'{constants.SERVING_SIGNATURE} signature')
+  threshold = getattr(loaded, 'threshold', None)
+  if isinstance(threshold, tf.Variable):
+    threshold = _float32_value(threshold.numpy())
+  else:
+    threshold = None
+    info_path = os.path.join(path, MODEL_INFO_FILE)
+    try:
+      with open(info_path, encoding='utf-8') as f:
+        threshold = float(json.load(f)['threshold'])
+    except (OSError, ValueError, KeyError, TypeError):
+      pass
+  return loaded, serve, threshold
+
+
+def _first_line(error: Exception) -> str:
+  text = str(getattr(error, 'message', None) or error).strip()
+  return text.splitlines()[0] if text else type(error).__name__
+
+
+def read_image(path: str) -> bytes:
+  """The file's bytes.
+
+  Raises:
+    ValueError: with a short reason when there is nothing to classify.
+  """
+  if not os.path.exists(path):
+    raise ValueError('no such file')
+  if os.path.isdir(path):
+    raise ValueError('folder without .jpeg/.jpg/.png files')
+  try:
+    with open(path, 'rb') as f:
+      data = f.read()
+  except OSError as e:
+    raise ValueError(f'cannot read: {e.strerror or e}') from e
+  if not data:
+    raise ValueError('empty file')
+  return data
+
+
+def classify(serve, data: bytes):
+  """(probability, label) of one encoded image.
+
+  Raises:
+    ValueError: the bytes are not an image the model can decode.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  try:
+    outputs = serve(**{constants.SERVING_INPUT: tf.constant([data])})
+  except tf.errors.OpError as e:
+    raise ValueError('not a decodable image (JPEG or PNG expected)') from e
+  probability = float(outputs[constants.PROBABILITY_OUTPUT].numpy()[0])
+  label = outputs[constants.LABEL_OUTPUT].numpy()[0].decode()
+  return probability, label
+
+
+def main(argv=None) -> int:
+  args = parse_args(argv)
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  # Noise of an import, not of this run.
+  warnings.filterwarnings('ignore', message='You are using a non-supported '
+                          'Python version', category=FutureWarning)
+  try:
+    model_path = find_model(args.model, args.output_dir)
+    loaded, serve, threshold = load_model(model_path)
+  except NoModelError as e:
+    print(f'predict.py: {e}', file=sys.stderr)
+    return EXIT_NO_MODEL
+  model_path = os.path.abspath(model_path)
+  status = EXIT_OK
+  for path in expand(args.images):
+    try:
+      probability, label = classify(serve, read_image(path))
+      line = {'path': path, 'pneumonia_probability': probability,
+              'label': label, 'threshold': threshold, 'model': model_path}
+    except ValueError as e:
+      line = {'path': path, 'error': str(e)}
+      status = EXIT_IMAGE_FAILED
+    print(json.dumps(line), flush=True)
+  del loaded
+  return status
+
+
+if __name__ == '__main__':
+  sys.exit(main())
