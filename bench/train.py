@@ -12,7 +12,11 @@ for ours, fills nothing: the decode-once cache is filled before training).
     decodes every JPEG each epoch and applies Albumentations per image.
     Goal <= 0.5.
 
-  python -m bench.train [--images 640] [--batch-size 32]
+  python -m bench.train [--images 640] [--batch-size 32] [--originals]
+
+--originals runs the same comparison on the full-resolution original sample
+(../shared/data/kermany-original-sample, 240 files, ~2000 px), where a
+notebook loader pays a large decode every epoch.
 """
 import argparse
 import os
@@ -111,15 +115,20 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--images', type=int, default=640)
   parser.add_argument('--batch-size', type=int, default=32)
+  parser.add_argument('--originals', action='store_true',
+                      help='use the full-resolution original sample')
   args = parser.parse_args()
   logging.set_verbosity(logging.WARNING)
-  folder = require_shared_data('kermany-224', 'chest_xray', 'train')
+  folder = (require_shared_data('kermany-original-sample', 'chest_xray',
+                                'train') if args.originals else
+            require_shared_data('kermany-224', 'chest_xray', 'train'))
   items = _pick(folder, args.images)
   assert all(naming.parse_file_name(p) for p, _ in items)
   steps = len(items) // args.batch_size
   print(f'{ARCHITECTURE} at {IMAGE_SIZE} px, batch {args.batch_size}, '
-        f'{steps * args.batch_size} images per epoch; {os.cpu_count()} CPUs, '
-        f'TF {tf.__version__}; second of two epochs each')
+        f'{steps * args.batch_size} images per epoch from {folder}; '
+        f'{os.cpu_count()} CPUs, TF {tf.__version__}; second of two epochs '
+        'each')
 
   with tempfile.TemporaryDirectory() as tmp:
     records = os.path.join(tmp, 'train.tfrecord.gz')
