@@ -1,10 +1,13 @@
-"""End-to-end: evaluation, blessing, push and the run report, twice.
+"""End-to-end: evaluation, blessing, push, the run report and retraining.
 
 Run 1 trains on 240 real images (distinct patients) and, with nothing
 deployed, is judged on value thresholds alone: it is blessed and pushed.
 Run 2 is a negative control trained on permuted labels: it must not be
 blessed (AUC below the bound and worse than the deployed model), nothing is
 pushed, version 1 keeps serving unchanged, and the report says why.
+Run 3 is scheduled retraining, locally: the data folder has grown, so
+ingestion runs again, a new model is trained and it is compared with the
+model run 1 pushed.
 """
 import glob
 import hashlib
@@ -23,19 +26,22 @@ from tests.support import run_cli
 _PER_CLASS = 120
 
 
-def _copy_patients(kermany_224, data_dir):
+def _copy_patients(kermany_224, data_dir, first=0, count=_PER_CLASS):
+  """One image each of patients first..first+count (in name order)."""
   for label in constants.LABEL_NAMES:
-    seen = set()
+    patients = []
     for path in sorted((kermany_224 / 'chest_xray' / 'train' / label).glob(
         '*.jpeg')):
       patient = naming.parse_file_name(path.name).patient_id
-      if patient not in seen:
-        seen.add(patient)
-        target = data_dir / label / path.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
-      if len(seen) == _PER_CLASS:
+      if patient in {p for p, _ in patients}:
+        continue
+      patients.append((patient, path))
+      if len(patients) == first + count:
         break
+    for _, path in patients[first:]:
+      target = data_dir / label / path.name
+      target.parent.mkdir(parents=True, exist_ok=True)
+      shutil.copyfile(path, target)
 
 
 def _tree_digest(folder):
@@ -117,6 +123,24 @@ def test_bless_push_then_refuse_a_worse_model(kermany_224, original_sample,
   total, broken = browser.broken_images(report_two)
   assert total >= 6 and not broken, broken
 
+  # --- run 3: retraining on a grown data folder ----------------------------
+  _copy_patients(kermany_224, data_dir / 'new' / 'batch2', first=_PER_CLASS,
+                 count=20)
+  runs_before = len(executions(
+      config.output_paths(str(output_dir))['metadata_path']))
+  third = run_cli(args)
+  assert third.returncode == 0, third.stderr[-5000:]
+  states = executions(
+      config.output_paths(str(output_dir))['metadata_path'])[runs_before:]
+  assert ('ImageExampleGen', 'COMPLETE') in states, states  # not cached
+  assert ('Trainer', 'COMPLETE') in states, states  # a new model
+  assert 'Ingested 280 images' in third.stderr
+  decision = _latest_decision(output_dir)
+  assert decision['baseline']['version'] == versions[0], decision
+  served = sorted(os.listdir(serving), key=int)
+  assert served[0] == versions[0]
+  assert len(served) == (2 if decision['blessed'] else 1), (served, decision)
+
   # --- the served model answers the predict CLI ---------------------------
   image = sorted((original_sample / 'chest_xray' / 'train' / 'NORMAL').glob(
       '*.jpeg'))[0]
@@ -125,5 +149,5 @@ def test_bless_push_then_refuse_a_worse_model(kermany_224, original_sample,
   assert predicted.returncode == 0, predicted.stderr[-3000:]
   (line,) = predicted.stdout.strip().splitlines()
   result = json.loads(line)
-  assert result['model'].rstrip('/').endswith(versions[0])
+  assert result['model'].rstrip('/').endswith(served[-1])
   assert result['label'] in constants.LABEL_NAMES
