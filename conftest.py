@@ -1,6 +1,7 @@
 """Shared pytest fixtures (helpers live in tests/support.py)."""
 import pathlib
 
+from absl import logging as absl_logging
 import pytest
 
 from tests.support import require_shared_data
@@ -16,3 +17,10 @@ def original_sample() -> pathlib.Path:
 def kermany_224() -> pathlib.Path:
   """The whole Kaggle train split resized to 224 px (5,216 files)."""
   return require_shared_data('kermany-224')
+
+
+@pytest.fixture(autouse=True)
+def absl_info_logging():
+  """INFO lines reach caplog whatever earlier tests did to absl's level
+  (tf.saved_model.save resets the absl logger to absl's verbosity flag)."""
+  absl_logging.set_verbosity(absl_logging.INFO)

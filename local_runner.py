@@ -64,13 +64,26 @@ def preflight_training(args) -> dict:
 def main(argv=None) -> int:
   args = parse_args(argv)
   logging.set_verbosity(logging.INFO)
+  # Preflight: every problem that would stop the run later, reported now
+  # and all at once, before any stage (or download) starts.
+  data_dir = os.path.abspath(args.data_dir)
+  problems = []
   try:
     training = preflight_training(args)
-    data_dir = kaggle_data.ensure_dataset(os.path.abspath(args.data_dir),
-                                          log=logging.info)
-  except (kaggle_data.DataSourceError, resnet_weights.WeightsUnavailableError,
-          ValueError) as e:
-    print(f'error: {e}', file=sys.stderr)
+  except (resnet_weights.WeightsUnavailableError, ValueError) as e:
+    problems.append(str(e))
+  try:
+    kaggle_data.check_source(data_dir)
+  except kaggle_data.DataSourceError as e:
+    problems.append(str(e))
+  if not problems:
+    try:
+      data_dir = kaggle_data.ensure_dataset(data_dir, log=logging.info)
+    except kaggle_data.DataSourceError as e:
+      problems.append(str(e))
+  if problems:
+    print('\n\n'.join(f'error: {problem}' for problem in problems),
+          file=sys.stderr)
     return 2
 
   # Imported after the data check so a missing dataset fails in a second,

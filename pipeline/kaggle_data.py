@@ -346,6 +346,13 @@ def _install_archive(zip_path: str, data_dir: str,
 # --- entry point --------------------------------------------------------------
 
 
+def check_source(data_dir: str) -> None:
+  """Raises DataSourceError now if data_dir has no images and no Kaggle
+  credentials could fetch them (the runner's preflight; no download)."""
+  if not has_images(data_dir):
+    _check_credentials(data_dir)
+
+
 def ensure_dataset(data_dir: str,
                    api_factory: Optional[Callable[[], Any]] = None,
                    log: Callable[[str], Any] = logging.info) -> str:

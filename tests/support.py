@@ -7,8 +7,20 @@ import sys
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-SHARED_DATA = pathlib.Path(
-    os.environ.get('PNEUMONIA_SHARED_DATA', REPO.parent / 'shared' / 'data'))
+
+
+def _find_shared_data() -> pathlib.Path:
+  """$PNEUMONIA_SHARED_DATA, else the nearest shared/data above the
+  repository (../shared/data in a normal checkout), else /work/shared/data."""
+  if os.environ.get('PNEUMONIA_SHARED_DATA'):
+    return pathlib.Path(os.environ['PNEUMONIA_SHARED_DATA'])
+  for folder in REPO.parents:
+    if (folder / 'shared' / 'data').is_dir():
+      return folder / 'shared' / 'data'
+  return pathlib.Path('/work/shared/data')
+
+
+SHARED_DATA = _find_shared_data()
 
 
 def require_shared_data(*parts: str) -> pathlib.Path:

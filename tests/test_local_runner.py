@@ -22,3 +22,15 @@ def test_unknown_stage_is_refused_with_the_choices():
                    timeout=120)
   assert result.returncode == 2
   assert 'invalid choice' in result.stderr and 'validate' in result.stderr
+
+
+def test_every_preflight_problem_is_reported_at_once(tmp_path):
+  env = {'HOME': str(tmp_path), 'KAGGLE_USERNAME': '', 'KAGGLE_KEY': '',
+         'KAGGLE_CONFIG_DIR': str(tmp_path / 'none')}
+  result = run_cli(['local_runner.py', '--data-dir', tmp_path / 'data',
+                    '--output-dir', tmp_path / 'out', '--resnet-weights',
+                    tmp_path / 'missing.h5'], env=env, timeout=120)
+  assert result.returncode == 2
+  assert 'kaggle.json' in result.stderr and 'missing.h5' in result.stderr
+  assert result.stderr.count('error: ') == 2
+  assert 'Traceback' not in result.stderr

@@ -5,28 +5,19 @@ import os
 import pytest
 
 from components.image_example_gen import naming
+from tests import support
 
-# Same override as tests/support.py; the images are read in place, never copied.
-DATA_ROOT = os.environ.get('PNEUMONIA_SHARED_DATA', '/work/shared/data')
+# The images are read in place, never copied (tests/support.py finds them).
+DATA_ROOT = str(support.SHARED_DATA)
 MANIFEST = os.path.join(DATA_ROOT, 'kermany-original-sample', 'MANIFEST.csv')
 KERMANY_224_TRAIN = os.path.join(DATA_ROOT, 'kermany-224', 'chest_xray',
                                  'train')
 
 
 def require_data(path: str) -> None:
-  """Skips (or, on CI, fails) when a real-data path is missing.
-
-  Args:
-    path: a file or folder under /work/shared/data the test reads in place.
-  """
-  if os.path.exists(path):
-    return
-  message = (f'real data {path!r} is missing; see {DATA_ROOT}/README.md for '
-             'what the test expects there')
-  if os.environ.get('CI') == 'true':
-    pytest.fail(message + ' (CI=true: missing data is an error)',
-                pytrace=False)
-  pytest.skip(message)
+  """Skips (or, on CI, fails) when a real-data path under DATA_ROOT is
+  missing."""
+  support.require_shared_data(os.path.relpath(path, DATA_ROOT))
 
 
 @pytest.mark.parametrize('file_name, patient_id, subtype', [
