@@ -81,8 +81,6 @@ def create_pipeline(
                 if not isinstance(value, RuntimeParameter)},
       runtime={key: training[key] for key in config.RUNTIME_TRAINING_KEYS
                if key in training}).with_id('Trainer')
-  # Train only on data that passed validation.
-  trainer.add_upstream_node(anomaly_gate)
   stages['train'] = [trainer]
 
   deployed = DeployedModel(push_destination=serving_model_dir)
@@ -106,8 +104,12 @@ def create_pipeline(
           pusher_executor.Executor))
   stages['push'] = [pusher]
 
+  included = config.STAGES[:config.STAGES.index(stop_after) + 1]
+  if 'train' in included:
+    # Train only on data that passed validation.
+    trainer.add_upstream_node(anomaly_gate)
   components = []
-  for stage in config.STAGES[:config.STAGES.index(stop_after) + 1]:
+  for stage in included:
     components.extend(stages[stage])
   if config.STAGES.index(stop_after) >= config.STAGES.index('evaluate'):
     pushed = stop_after == 'push'

@@ -1,0 +1,69 @@
+"""create_pipeline: stages, caching, Beam args (compiled, nothing run)."""
+import pytest
+from tfx.proto.orchestration import executable_spec_pb2
+from tfx.proto.orchestration import pipeline_pb2
+
+from pipeline import config
+from pipeline import pipeline as pipeline_lib
+
+BEAM_ARGS = ['--runner=FlinkRunner', '--flink_master=flink:8081']
+
+
+def _ir(stop_after='push', **kwargs):
+  pipeline = pipeline_lib.create_pipeline(
+      'p', '/tmp/root', '/tmp/data', config.SCHEMA_PATH, '/tmp/serving',
+      '/tmp/reports', stop_after=stop_after,
+      training=config.training_config('quick'), **kwargs)
+  return pipeline_lib.compile_for_local(pipeline)
+
+
+def _nodes(ir):
+  return {n.pipeline_node.node_info.id: n.pipeline_node for n in ir.nodes}
+
+
+@pytest.mark.parametrize('stop_after, expected', [
+    ('ingest', {'ImageExampleGen'}),
+    ('validate', {'ImageExampleGen', 'ImportSchemaGen', 'StatisticsGen',
+                  'ExampleValidator', 'AnomalyGate'}),
+    ('train', {'ImageExampleGen', 'ImportSchemaGen', 'StatisticsGen',
+               'ExampleValidator', 'AnomalyGate', 'Trainer'}),
+    ('evaluate', {'ImageExampleGen', 'ImportSchemaGen', 'StatisticsGen',
+                  'ExampleValidator', 'AnomalyGate', 'Trainer',
+                  'DeployedModel', 'Evaluator', 'RunReport'}),
+    ('push', {'ImageExampleGen', 'ImportSchemaGen', 'StatisticsGen',
+              'ExampleValidator', 'AnomalyGate', 'Trainer', 'DeployedModel',
+              'Evaluator', 'Pusher', 'RunReport'}),
+])
+def test_stop_after_runs_each_stage_and_those_before(stop_after, expected):
+  assert set(_nodes(_ir(stop_after))) == expected
+
+
+def test_unknown_stage_is_refused():
+  with pytest.raises(ValueError, match='stop_after'):
+    _ir('deploy')
+
+
+def test_trainer_waits_for_the_anomaly_gate():
+  trainer = _nodes(_ir('train'))['Trainer']
+  assert 'AnomalyGate' in trainer.upstream_nodes
+
+
+def test_only_the_present_seeking_nodes_skip_the_cache():
+  for node_id, node in _nodes(_ir(enable_cache=True)).items():
+    expected = node_id not in config.NEVER_CACHED
+    assert node.execution_options.caching_options.enable_cache == expected, (
+        node_id)
+
+
+def test_beam_args_reach_every_beam_component():
+  ir = _ir(beam_pipeline_args=BEAM_ARGS)
+  deployment = pipeline_pb2.IntermediateDeploymentConfig()
+  ir.deployment_config.Unpack(deployment)
+  beam_nodes = set()
+  for node_id, spec in deployment.executor_specs.items():
+    if spec.Is(executable_spec_pb2.BeamExecutableSpec.DESCRIPTOR):
+      beam = executable_spec_pb2.BeamExecutableSpec()
+      spec.Unpack(beam)
+      assert list(beam.beam_pipeline_args) == BEAM_ARGS, node_id
+      beam_nodes.add(node_id)
+  assert beam_nodes == {'ImageExampleGen', 'StatisticsGen', 'Evaluator'}

@@ -1,0 +1,46 @@
+"""Anomalies stop the real pipeline with a message naming them.
+
+The pipeline runs (in-process, DirectRunner) on a few real images against a
+schema whose subtype domain lacks 'virus': ExampleValidator finds the
+anomaly, AnomalyGate stops the run, nothing after it runs.
+"""
+import shutil
+
+import pytest
+from tfx import v1 as tfx
+
+from components.anomaly_gate.executor import DataValidationError
+from pipeline import config
+from pipeline import pipeline as pipeline_lib
+from tests.support import executions
+
+
+def test_a_schema_anomaly_stops_the_run_before_training(original_sample,
+                                                        tmp_path):
+  data = tmp_path / 'data'
+  for label, pattern in (('NORMAL', 'IM-*.jpeg'),
+                         ('PNEUMONIA', 'person*_virus_*.jpeg')):
+    (data / label).mkdir(parents=True)
+    for path in sorted((original_sample / 'chest_xray' / 'train' /
+                        label).glob(pattern))[:4]:
+      shutil.copyfile(path, data / label / path.name)
+  schema = tmp_path / 'schema.pbtxt'
+  schema.write_text(open(config.SCHEMA_PATH).read().replace(
+      '  value: "virus"\n', ''))
+  paths = config.output_paths(str(tmp_path / 'out'))
+  pipeline = pipeline_lib.create_pipeline(
+      config.PIPELINE_NAME, paths['pipeline_root'], str(data), str(schema),
+      paths['serving_model_dir'], paths['reports_dir'], stop_after='train',
+      training=config.training_config('quick', image_size=32, epochs=1),
+      metadata_connection_config=(
+          tfx.orchestration.metadata.sqlite_metadata_connection_config(
+              paths['metadata_path'])),
+      beam_pipeline_args=config.direct_runner_args(1))
+  with pytest.raises(DataValidationError) as error:
+    tfx.orchestration.LocalDagRunner().run_with_ir(
+        pipeline_lib.compile_for_local(pipeline))
+  message = str(error.value)
+  assert "feature 'subtype'" in message and 'virus' in message
+  states = dict(executions(paths['metadata_path']))
+  assert states['AnomalyGate'] == 'FAILED'
+  assert 'Trainer' not in states
