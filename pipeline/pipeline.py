@@ -111,8 +111,8 @@ def create_pipeline(
   components = []
   for stage in included:
     components.extend(stages[stage])
-  if config.STAGES.index(stop_after) >= config.STAGES.index('evaluate'):
-    pushed = stop_after == 'push'
+  if 'evaluate' in included:
+    pushed = 'push' in included
     components.append(RunReport(
         examples=example_gen.outputs['examples'], reports_dir=reports_dir,
         pipeline_name=pipeline_name, model_run=trainer.outputs['model_run'],
