@@ -24,9 +24,6 @@ import time
 
 from absl import logging
 import tensorflow as tf
-from tfx.proto import example_gen_pb2
-from tfx.types import standard_artifacts
-from tfx.utils import proto_utils
 
 from components.image_example_gen import component
 from components.image_example_gen import executor
@@ -53,21 +50,9 @@ def bare_loop(paths) -> float:
 def run_executor(data_dir: str, workers: int, mode: str) -> float:
   """Seconds for one ImageExampleGen executor run, construction included."""
   with tempfile.TemporaryDirectory() as out:
-    examples = standard_artifacts.Examples()
-    examples.uri = out
-    exec_properties = {
-        'input_base': data_dir,
-        'input_config': proto_utils.proto_to_json(example_gen_pb2.Input(
-            splits=[example_gen_pb2.Input.Split(name='images', pattern='*')])),
-        'output_config': proto_utils.proto_to_json(
-            component.patient_split_config()),
-        'output_data_format': example_gen_pb2.FORMAT_TF_EXAMPLE,
-    }
     start = time.perf_counter()
-    run = executor.Executor(executor.Executor.Context(
-        beam_pipeline_args=config.direct_runner_args(workers, mode),
-        tmp_dir=os.path.join(out, '.tmp'), unique_id='bench'))
-    run.Do({}, {'examples': [examples]}, exec_properties)
+    component.ingest_outside_pipeline(
+        data_dir, out, config.direct_runner_args(workers, mode))
     return time.perf_counter() - start
 
 

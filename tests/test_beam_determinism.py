@@ -3,30 +3,15 @@ import glob
 import os
 
 import tensorflow as tf
-from tfx.proto import example_gen_pb2
-from tfx.types import standard_artifacts
-from tfx.utils import proto_utils
 
 from components.image_example_gen import component
-from components.image_example_gen import executor
 from pipeline import config
 from pipeline import constants
 
 
 def _ingest(data_dir, out_dir, workers):
-  examples = standard_artifacts.Examples()
-  examples.uri = str(out_dir)
-  run = executor.Executor(executor.Executor.Context(
-      beam_pipeline_args=config.direct_runner_args(workers),
-      tmp_dir=str(out_dir / '.tmp'), unique_id=f'w{workers}'))
-  run.Do({}, {'examples': [examples]}, {
-      'input_base': str(data_dir),
-      'input_config': proto_utils.proto_to_json(example_gen_pb2.Input(
-          splits=[example_gen_pb2.Input.Split(name='images', pattern='*')])),
-      'output_config': proto_utils.proto_to_json(
-          component.patient_split_config()),
-      'output_data_format': example_gen_pb2.FORMAT_TF_EXAMPLE,
-  })
+  component.ingest_outside_pipeline(str(data_dir), str(out_dir),
+                                    config.direct_runner_args(workers))
   result = {}
   for split in constants.SPLIT_NAMES:
     files = glob.glob(os.path.join(out_dir, f'Split-{split}', '*'))

@@ -19,10 +19,7 @@ from apache_beam.testing import util as beam_util
 import numpy as np
 import pytest
 import tensorflow as tf
-from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
-from tfx.types import standard_artifacts
-from tfx.utils import proto_utils
 
 from components.image_example_gen import component
 from components.image_example_gen import executor
@@ -636,16 +633,8 @@ def _read_split(uri: str, split: str) -> List[tf.train.Example]:
 
 
 def test_executor_do(planted, tmp_path):
-  examples = standard_artifacts.Examples()
-  examples.uri = str(tmp_path / 'Examples')
-  exec_properties = {
-      'input_base': str(planted.root),
-      'input_config': proto_utils.proto_to_json(example_gen_pb2.Input(
-          splits=[example_gen_pb2.Input.Split(name='images', pattern='*')])),
-      'output_config': proto_utils.proto_to_json(
-          component.patient_split_config()),
-  }
-  executor.Executor().Do({}, {'examples': [examples]}, exec_properties)
+  examples = component.ingest_outside_pipeline(str(planted.root),
+                                               str(tmp_path / 'Examples'))
 
   assert artifact_utils.decode_split_names(examples.split_names) == [
       'train', 'eval', 'test']
