@@ -23,7 +23,6 @@ from pipeline import config
 from pipeline import constants
 
 EXIT_OK, EXIT_IMAGE_FAILED, EXIT_NO_MODEL = 0, 1, 2
-MODEL_INFO_FILE = os.path.join('assets.extra', 'model_info.json')
 
 
 class NoModelError(Exception):
@@ -130,7 +129,7 @@ def load_model(path: str):
     threshold = _float32_value(threshold.numpy())
   else:
     threshold = None
-    info_path = os.path.join(path, MODEL_INFO_FILE)
+    info_path = os.path.join(path, constants.MODEL_INFO_FILE)
     try:
       with open(info_path, encoding='utf-8') as f:
         threshold = float(json.load(f)['threshold'])

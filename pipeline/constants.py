@@ -33,3 +33,5 @@ EXAMPLES_SIGNATURE = 'serving_examples'
 EXAMPLES_INPUT = 'examples'
 PROBABILITY_OUTPUT = 'pneumonia_probability'
 LABEL_OUTPUT = 'label'
+# Inside the SavedModel: architecture, image size, threshold, comparison.
+MODEL_INFO_FILE = 'assets.extra/model_info.json'

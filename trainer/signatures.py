@@ -20,7 +20,6 @@ import tensorflow as tf
 from pipeline import constants
 from trainer import preprocessing
 
-MODEL_INFO_FILE = os.path.join('assets.extra', 'model_info.json')
 
 
 class PneumoniaModel(tf.Module):
@@ -72,7 +71,7 @@ def export(model, export_dir: str, image_size: int, threshold: float,
               signatures={
                   constants.SERVING_SIGNATURE: constants.SERVING_INPUT,
                   constants.EXAMPLES_SIGNATURE: constants.EXAMPLES_INPUT})
-  path = os.path.join(export_dir, MODEL_INFO_FILE)
+  path = os.path.join(export_dir, constants.MODEL_INFO_FILE)
   tf.io.gfile.makedirs(os.path.dirname(path))
   with tf.io.gfile.GFile(path, 'w') as f:
     json.dump(info, f, indent=1, sort_keys=True)

@@ -175,7 +175,7 @@ def test_label_is_pneumonia_exactly_at_or_above_the_threshold(
     for p, label in zip(probability, labels):
       assert label == (names[constants.PNEUMONIA] if p >= threshold
                        else names[constants.NORMAL])
-    with open(path / signatures.MODEL_INFO_FILE) as f:
+    with open(path / constants.MODEL_INFO_FILE) as f:
       assert json.load(f)['threshold'] == pytest.approx(threshold)
 
 

@@ -22,24 +22,14 @@ import tensorflow_model_analysis as tfma
 from tfx.components.evaluator import executor as tfx_evaluator
 from tfx.types import artifact_utils
 from tfx.types import standard_component_specs as specs
-from tfx.utils import path_utils
 from tfx.utils import proto_utils
 
+from components import model_artifacts
 from components.deployed_model import executor as deployed_model
 from components.evaluator import results
 from pipeline import evaluation
 
 DECISION_FILE = 'blessing_decision.json'
-MODEL_INFO = os.path.join('assets.extra', 'model_info.json')
-
-
-def model_info(model_artifact) -> Dict[str, Any]:
-  path = os.path.join(
-      path_utils.serving_model_path(
-          model_artifact.uri,
-          path_utils.is_old_model_artifact(model_artifact)), MODEL_INFO)
-  with tf.io.gfile.GFile(path) as f:
-    return json.load(f)
 
 
 def with_operating_threshold(config: tfma.EvalConfig,
@@ -93,7 +83,7 @@ class Executor(tfx_evaluator.Executor):
 
   def Do(self, input_dict, output_dict, exec_properties):
     candidate = artifact_utils.get_single_instance(input_dict[specs.MODEL_KEY])
-    info = model_info(candidate)
+    info = model_artifacts.read_model_info(candidate)
     threshold = float(info['threshold'])
 
     input_dict = dict(input_dict)

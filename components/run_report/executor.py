@@ -25,8 +25,8 @@ from absl import logging
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 from tfx.dsl.components.base import base_executor
-from tfx.utils import path_utils
 
+from components import model_artifacts
 from components.deployed_model import executor as deployed_model
 from components.evaluator import results
 from components.run_report import page
@@ -46,7 +46,6 @@ INPUT_KEYS = (EXAMPLES_KEY, MODEL_RUN_KEY, MODEL_KEY, EVALUATION_KEY,
 
 LATEST = 'latest'
 DECISION_FILE = 'blessing_decision.json'  # components/evaluator/executor.py
-MODEL_INFO = os.path.join('assets.extra', 'model_info.json')
 # Custom properties TFX's Pusher sets on the PushedModel artifact.
 PUSHED, PUSHED_VERSION, PUSHED_DESTINATION = (
     'pushed', 'pushed_version', 'pushed_destination')
@@ -104,12 +103,6 @@ def _histories(model_run_uri: str, comparison: Optional[List[Dict]]
   return histories
 
 
-def model_info_path(model_artifact) -> str:
-  return os.path.join(path_utils.serving_model_path(
-      model_artifact.uri, path_utils.is_old_model_artifact(model_artifact)),
-                      MODEL_INFO)
-
-
 def read_run(input_dict: Dict[str, List[Any]], pipeline_name: str = '',
              run_id: str = '', created: str = '') -> Dict[str, Any]:
   """Everything the report shows, as plain Python (see page.py)."""
@@ -129,7 +122,7 @@ def read_run(input_dict: Dict[str, List[Any]], pipeline_name: str = '',
   model = _single(input_dict, MODEL_KEY)
   if model is not None:
     data['model_info'] = _attempt(problems, 'model_info.json',
-                                  lambda: read_json(model_info_path(model)))
+                                  lambda: read_json(model_artifacts.model_info_path(model)))
 
   model_run = _single(input_dict, MODEL_RUN_KEY)
   if model_run is not None:
