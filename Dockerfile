@@ -21,7 +21,9 @@ RUN python -m pip install --no-cache-dir --constraint requirements.lock \
 # Code last: it changes most often.
 COPY setup.py local_runner.py kubeflow_runner.py predict.py ./
 COPY schemas/ schemas/
+COPY contract/ contract/
 COPY pipeline/ pipeline/
+COPY runners/ runners/
 COPY components/ components/
 COPY trainer/ trainer/
 

@@ -24,8 +24,8 @@ from typing import Any, Dict
 from absl import logging
 import yaml
 
-from pipeline import cli
-from pipeline import config
+from runners import cli
+from contract import settings as config
 
 # Where the Dockerfile puts this repository inside the image.
 IMAGE_CODE_DIR = '/pipeline'
@@ -42,7 +42,7 @@ _RUNTIME_TYPES = {'epochs': int, 'image_size': int, 'batch_size': int,
 
 def _cron(expression: str) -> str:
   """Checks --cron at parse time (before a half-minute compile)."""
-  from pipeline import kfp_client  # pylint: disable=g-import-not-at-top
+  from runners import kfp_client  # pylint: disable=g-import-not-at-top
   try:
     return kfp_client.validate_cron(expression)
   except ValueError as e:
@@ -181,7 +181,7 @@ def main(argv=None) -> int:
                  args.image, args.pipeline_root)
     return 0
 
-  from pipeline import kfp_client  # pylint: disable=g-import-not-at-top
+  from runners import kfp_client  # pylint: disable=g-import-not-at-top
   with tempfile.TemporaryDirectory() as tmp:
     package = os.path.join(tmp, 'pipeline.yaml')
     write_yaml(compile_spec(args), package)

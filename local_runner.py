@@ -14,9 +14,9 @@ import sys
 
 from absl import logging
 
-from pipeline import cli
-from pipeline import config
-from pipeline import kaggle_data
+from runners import cli
+from contract import settings as config
+from runners import kaggle_data
 from trainer import resnet_weights
 
 

@@ -19,8 +19,8 @@ import os
 import sys
 import warnings
 
-from pipeline import config
-from pipeline import constants
+from contract import settings as config
+from contract import names as constants
 
 EXIT_OK, EXIT_IMAGE_FAILED, EXIT_NO_MODEL = 0, 1, 2
 

@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from components.image_example_gen import component
 from components.image_example_gen import executor
-from pipeline import config
+from contract import settings as config
 from tests.support import require_shared_data
 
 MODES = (  # (label, workers, DirectRunner mode)

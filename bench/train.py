@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from components.image_example_gen import naming
-from pipeline import constants
+from contract import names as constants
 from trainer import augment
 from trainer import data
 from trainer import models

@@ -6,7 +6,7 @@ from typing import Any, Dict
 import tensorflow as tf
 from tfx.utils import path_utils
 
-from pipeline import constants
+from contract import names as constants
 
 
 def serving_dir(model_artifact) -> str:

@@ -17,7 +17,7 @@ from components.image_example_gen.component import ImageExampleGen
 from components.pusher import executor as pusher_executor
 from components.trainer.component import PneumoniaTrainer
 from components.run_report.component import RunReport
-from pipeline import config
+from contract import settings as config
 
 
 def create_pipeline(

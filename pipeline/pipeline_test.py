@@ -3,7 +3,7 @@ import pytest
 from tfx.proto.orchestration import executable_spec_pb2
 from tfx.proto.orchestration import pipeline_pb2
 
-from pipeline import config
+from contract import settings as config
 from pipeline import pipeline as pipeline_lib
 
 BEAM_ARGS = ['--runner=FlinkRunner', '--flink_master=flink:8081']

@@ -5,8 +5,8 @@ import os
 import tensorflow as tf
 
 from components.image_example_gen import component
-from pipeline import config
-from pipeline import constants
+from contract import settings as config
+from contract import names as constants
 
 
 def _ingest(data_dir, out_dir, workers):

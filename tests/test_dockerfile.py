@@ -25,7 +25,7 @@ from typing import Dict, List, NamedTuple, Optional, Set, Tuple
 
 import pytest
 
-from pipeline import config
+from contract import settings as config
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / 'Dockerfile'

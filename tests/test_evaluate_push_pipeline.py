@@ -17,8 +17,8 @@ import re
 import shutil
 
 from components.image_example_gen import naming
-from pipeline import config
-from pipeline import constants
+from contract import settings as config
+from contract import names as constants
 from tests import browser
 from tests.support import executions
 from tests.support import run_cli

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import config
-from pipeline import constants
+from contract import settings as config
+from contract import names as constants
 from tests.support import executions
 from tests.support import run_cli
 

@@ -8,7 +8,7 @@ from kfp import dsl
 from kfp.client import client as kfp_client_module
 import pytest
 
-from pipeline import kfp_client
+from runners import kfp_client
 from tests.kfp_fake_server import fake_kfp_server  # pylint: disable=unused-import
 
 API = '/apis/v2beta1'

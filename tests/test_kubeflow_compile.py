@@ -4,7 +4,7 @@ import os
 
 import yaml
 
-from pipeline import config
+from contract import settings as config
 from tests.support import REPO
 from tests.support import run_cli
 

@@ -18,7 +18,7 @@ import pytest
 import tensorflow as tf
 
 import predict
-from pipeline import constants
+from contract import names as constants
 from tests.support import REPO
 from tests.support import require_shared_data
 from tests.support import run_cli

@@ -10,7 +10,7 @@ import pytest
 from tfx import v1 as tfx
 
 from components.anomaly_gate.executor import DataValidationError
-from pipeline import config
+from contract import settings as config
 from pipeline import pipeline as pipeline_lib
 from tests.support import executions
 

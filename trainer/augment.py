@@ -59,7 +59,7 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from pipeline import constants
+from contract import names as constants
 
 # Per class: {family: {'p': probability, <magnitude>: value, ...}}. Every
 # magnitude is symmetric around "no change"; see `_FAMILY_BUILDERS` for how

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import constants
+from contract import names as constants
 from trainer import augment
 
 _SIZE = 64

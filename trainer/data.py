@@ -21,7 +21,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from pipeline import constants
+from contract import names as constants
 from trainer import augment
 from trainer import preprocessing
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import constants
+from contract import names as constants
 from tests.support import require_shared_data
 from trainer import data
 from trainer import preprocessing

@@ -17,7 +17,7 @@ from typing import Optional
 import keras
 from keras import layers
 
-from pipeline import config
+from contract import settings as config
 
 ARCHITECTURES = config.ARCHITECTURES
 

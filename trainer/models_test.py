@@ -7,7 +7,7 @@ from keras import layers
 import numpy as np
 import pytest
 
-from pipeline import config
+from contract import settings as config
 from trainer import models
 
 SIZE = 32

@@ -10,7 +10,7 @@ are gone after this function.
 """
 import tensorflow as tf
 
-from pipeline import constants
+from contract import names as constants
 
 
 def preprocess_image(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:

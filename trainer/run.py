@@ -24,8 +24,8 @@ from absl import logging
 import keras
 import tensorflow as tf
 
-from pipeline import config
-from pipeline import constants
+from contract import settings as config
+from contract import names as constants
 from trainer import data
 from trainer import models
 from trainer import progress

@@ -17,7 +17,7 @@ from typing import Any, Dict
 
 import tensorflow as tf
 
-from pipeline import constants
+from contract import names as constants
 from trainer import preprocessing
 
 

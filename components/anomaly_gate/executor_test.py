@@ -15,7 +15,7 @@ from tfx.types import standard_artifacts
 from components.anomaly_gate import executor
 from components.image_example_gen import executor as ingest_executor
 from components.image_example_gen import naming_test
-from pipeline import constants
+from contract import names as constants
 
 SCHEMA_PATH = str(pathlib.Path(__file__).resolve().parents[2] / 'schemas' /
                   'schema.pbtxt')

@@ -18,7 +18,7 @@ from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import json_utils
 
 from components.evaluator import executor
-from pipeline import evaluation
+from components.evaluator import eval_config as evaluation
 
 
 class OperatingPointEvaluatorSpec(specs.EvaluatorSpec):

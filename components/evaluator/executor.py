@@ -27,7 +27,7 @@ from tfx.utils import proto_utils
 from components import model_artifacts
 from components.deployed_model import executor as deployed_model
 from components.evaluator import results
-from pipeline import evaluation
+from components.evaluator import eval_config as evaluation
 
 DECISION_FILE = 'blessing_decision.json'
 

@@ -11,7 +11,7 @@ from tensorflow_model_analysis.metrics import metric_specs
 
 from components.evaluator import executor
 from components.evaluator import results
-from pipeline import evaluation
+from components.evaluator import eval_config as evaluation
 
 PLACEHOLDER = evaluation.OPERATING_THRESHOLD_PLACEHOLDER
 # Exactly representable in binary, so bounds are met exactly.

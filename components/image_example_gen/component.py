@@ -10,7 +10,7 @@ from tfx.utils import proto_utils
 
 from components.image_example_gen import driver
 from components.image_example_gen import executor
-from pipeline import constants
+from contract import names as constants
 
 
 def image_tree_input_config() -> example_gen_pb2.Input:

@@ -40,7 +40,7 @@ from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
 from components.image_example_gen import naming
-from pipeline import constants
+from contract import names as constants
 
 _KEPT, _DUPLICATE, _REJECTED = 'kept', 'duplicate', 'rejected'
 _MAX_IGNORED_LISTED = 50

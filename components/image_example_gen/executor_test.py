@@ -24,7 +24,7 @@ from tfx.types import artifact_utils
 from components.image_example_gen import component
 from components.image_example_gen import executor
 from components.image_example_gen import naming_test
-from pipeline import constants
+from contract import names as constants
 
 N_TRAIN = 'chest_xray/train/NORMAL/'
 P_TRAIN = 'chest_xray/train/PNEUMONIA/'

@@ -15,7 +15,7 @@ import posixpath
 import re
 from typing import NamedTuple, Optional, Sequence
 
-from pipeline import constants
+from contract import names as constants
 
 _DOWNLOAD_SUFFIX = re.compile(r'\s*\(\d+\)$')
 _PERSON = re.compile(r'^person(\d+)_(bacteria|virus)_\d+(?:_\d+)*$', re.I)

@@ -13,7 +13,7 @@ from tfx import v1 as tfx
 from tfx.utils import proto_utils
 
 from components.pusher import executor
-from pipeline import constants
+from contract import names as constants
 from trainer import models
 from trainer import signatures
 

@@ -30,7 +30,7 @@ from components import model_artifacts
 from components.deployed_model import executor as deployed_model
 from components.evaluator import results
 from components.run_report import page
-from pipeline import constants
+from contract import names as constants
 
 EXAMPLES_KEY = 'examples'
 MODEL_RUN_KEY = 'model_run'

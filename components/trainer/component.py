@@ -16,7 +16,7 @@ from tfx.types import standard_component_specs as specs
 from tfx.types.component_spec import ExecutionParameter
 
 from components.trainer import executor
-from pipeline import config
+from contract import settings as config
 
 _TYPES = {'epochs': int, 'image_size': int, 'batch_size': int,
           'architectures': str, 'resnet_weights': str,

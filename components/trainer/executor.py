@@ -12,7 +12,7 @@ from typing import Any, Dict
 from tfx.components.trainer import executor as tfx_trainer
 from tfx.types import standard_component_specs as specs
 
-from pipeline import config
+from contract import settings as config
 
 
 def merged_custom_config(exec_properties: Dict[str, Any]) -> str:

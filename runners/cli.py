@@ -2,7 +2,7 @@
 import argparse
 from typing import Any, Dict
 
-from pipeline import config
+from contract import settings as config
 
 
 def _describe_profile(name: str) -> str:

@@ -15,7 +15,7 @@ import json
 
 import tensorflow_model_analysis as tfma
 
-from pipeline import constants
+from contract import names as constants
 
 # Replaced at run time by the candidate model's operating threshold.
 OPERATING_THRESHOLD_PLACEHOLDER = 0.5

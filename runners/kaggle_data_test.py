@@ -1,4 +1,4 @@
-"""Tests for pipeline.kaggle_data with a stand-in for the Kaggle API.
+"""Tests for runners.kaggle_data with a stand-in for the Kaggle API.
 
 No test touches the network or the real ``kaggle`` package: an import tripwire
 fails any test that imports it, and HOME and the KAGGLE_* variables point at
@@ -18,9 +18,9 @@ import zipfile
 
 import pytest
 
-from pipeline import config
-from pipeline import kaggle_data
-from pipeline.kaggle_data import DataSourceError
+from contract import settings as config
+from runners import kaggle_data
+from runners.kaggle_data import DataSourceError
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ZIP_NAME = config.KAGGLE_DATASET.split('/')[-1] + '.zip'
@@ -623,7 +623,7 @@ def test_cli_without_credentials_exits_2_with_the_message(tmp_path, home):
              PYTHONPATH=_REPO_ROOT)
   (tmp_path / 'cfg').mkdir()
   result = subprocess.run(
-      [sys.executable, '-m', 'pipeline.kaggle_data', '--data-dir',
+      [sys.executable, '-m', 'runners.kaggle_data', '--data-dir',
        str(tmp_path / 'data')],
       cwd=_REPO_ROOT, env=env, capture_output=True, text=True, timeout=60,
       check=False)

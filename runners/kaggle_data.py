@@ -11,7 +11,7 @@ Every failure the user can fix (no credentials, download rejected, hostile or
 corrupt archive) is a ``DataSourceError`` whose str() is the whole message. The
 Kaggle API key is never printed, logged or put into a message.
 
-CLI: ``python -m pipeline.kaggle_data --data-dir DIR`` (exit code 2 on a
+CLI: ``python -m runners.kaggle_data --data-dir DIR`` (exit code 2 on a
 ``DataSourceError``).
 """
 import argparse
@@ -26,8 +26,8 @@ import zipfile
 from typing import Any, Callable, Iterator, List, Optional
 
 from components.image_example_gen import naming
-from pipeline import config
-from pipeline import constants
+from contract import settings as config
+from contract import names as constants
 
 # Hidden folders inside DATA_DIR; has_images() never looks into hidden folders.
 DOWNLOAD_DIR_NAME = '.kaggle_download'
@@ -445,7 +445,7 @@ def ensure_dataset(data_dir: str,
 def main(argv: Optional[List[str]] = None) -> int:
   """CLI: ensure DATA_DIR holds the dataset; exit code 2 on DataSourceError."""
   parser = argparse.ArgumentParser(
-      prog='python -m pipeline.kaggle_data',
+      prog='python -m runners.kaggle_data',
       description='Download the chest X-ray dataset from Kaggle into '
       'DATA_DIR unless it already holds images.')
   parser.add_argument('--data-dir', default=config.DEFAULT_DATA_DIR,
