@@ -20,6 +20,7 @@ import sys
 import warnings
 
 from contract import settings as config
+from contract import layout
 from contract import names as constants
 
 EXIT_OK, EXIT_IMAGE_FAILED, EXIT_NO_MODEL = 0, 1, 2
@@ -129,7 +130,7 @@ def load_model(path: str):
     threshold = _float32_value(threshold.numpy())
   else:
     threshold = None
-    info_path = os.path.join(path, constants.MODEL_INFO_FILE)
+    info_path = os.path.join(path, layout.MODEL_INFO_FILE)
     try:
       with open(info_path, encoding='utf-8') as f:
         threshold = float(json.load(f)['threshold'])

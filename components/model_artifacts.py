@@ -6,6 +6,7 @@ from typing import Any, Dict
 import tensorflow as tf
 from tfx.utils import path_utils
 
+from contract import layout
 from contract import names as constants
 
 
@@ -16,7 +17,7 @@ def serving_dir(model_artifact) -> str:
 
 
 def model_info_path(model_artifact) -> str:
-  return os.path.join(serving_dir(model_artifact), constants.MODEL_INFO_FILE)
+  return os.path.join(serving_dir(model_artifact), layout.MODEL_INFO_FILE)
 
 
 def read_model_info(model_artifact) -> Dict[str, Any]:

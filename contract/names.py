@@ -24,7 +24,6 @@ IMAGE_EXTENSIONS = ('.jpeg', '.jpg', '.png')
 # Output splits and their share (hash buckets out of 10), split by patient.
 SPLITS = (('train', 7), ('eval', 2), ('test', 1))
 SPLIT_NAMES = tuple(name for name, _ in SPLITS)
-INGESTION_REPORT_FILE = 'ingestion_report.json'
 
 # --- exported model contract --------------------------------------------------
 SERVING_SIGNATURE = 'serving_default'
@@ -33,5 +32,3 @@ EXAMPLES_SIGNATURE = 'serving_examples'
 EXAMPLES_INPUT = 'examples'
 PROBABILITY_OUTPUT = 'pneumonia_probability'
 LABEL_OUTPUT = 'label'
-# Inside the SavedModel: architecture, image size, threshold, comparison.
-MODEL_INFO_FILE = 'assets.extra/model_info.json'

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from components.image_example_gen import component
 from contract import settings as config
+from contract import layout
 from contract import names as constants
 
 
@@ -17,7 +18,7 @@ def _ingest(data_dir, out_dir, workers):
     files = glob.glob(os.path.join(out_dir, f'Split-{split}', '*'))
     records = tf.data.TFRecordDataset(files, compression_type='GZIP')
     result[split] = sorted(r.numpy() for r in records)
-  with open(os.path.join(out_dir, constants.INGESTION_REPORT_FILE)) as f:
+  with open(os.path.join(out_dir, layout.INGESTION_REPORT_FILE)) as f:
     return result, f.read()
 
 

@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 from contract import settings as config
+from contract import layout
 from contract import names as constants
 from tests.support import executions
 from tests.support import run_cli
@@ -132,7 +133,7 @@ def test_ingest_and_validate_real_originals(original_sample, tmp_path):
     assert abs(share - 10 * buckets) <= 7, (split, share)
 
   with open(os.path.join(examples_dir,
-                         constants.INGESTION_REPORT_FILE)) as f:
+                         layout.INGESTION_REPORT_FILE)) as f:
     report = json.load(f)
   assert set(report) >= {'counts', 'duplicates', 'rejected'}
   for split in constants.SPLIT_NAMES:

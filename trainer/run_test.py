@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 from contract import settings as config
+from contract import layout
 from contract import names as constants
 from trainer import data
 from trainer import data_test
@@ -209,7 +210,7 @@ def test_comparison_row_is_the_best_epoch_of_the_history(trained, name):
 
 
 def test_model_info_names_the_selected_architecture(trained):
-  info = _read_json(trained.serving_dir / constants.MODEL_INFO_FILE)
+  info = _read_json(trained.serving_dir / layout.MODEL_INFO_FILE)
   selected = next(r for r in trained.rows if r['selected'])
   assert info['architecture'] == selected['architecture']
   assert info['image_size'] == SIZE
@@ -256,7 +257,7 @@ def test_exported_model_is_the_best_checkpoint(trained):
 
 def test_threshold_is_the_operating_point_of_the_best_model(trained,
                                                             tmp_path):
-  info = _read_json(trained.serving_dir / constants.MODEL_INFO_FILE)
+  info = _read_json(trained.serving_dir / layout.MODEL_INFO_FILE)
   split = data.load_split(data_test.write_split(
       tmp_path, 'eval', trained.eval_images), SIZE, 'eval')
   target = trained.settings['target_sensitivity']
@@ -377,7 +378,7 @@ def test_resnet50_trains_in_two_phases(tmp_path):
   assert sorted(os.listdir(result.run_dir / 'resnet50' / 'checkpoints')) == [
       'epoch-001.weights.h5', 'epoch-002.weights.h5']
   assert [r['selected'] for r in result.rows] == [True]
-  info = _read_json(result.serving_dir / constants.MODEL_INFO_FILE)
+  info = _read_json(result.serving_dir / layout.MODEL_INFO_FILE)
   assert info['architecture'] == 'resnet50'
   phase_lines = [m for m in result.log if m.startswith('[resnet50] phase')]
   assert len(phase_lines) == 2

@@ -17,6 +17,7 @@ from typing import Any, Dict
 
 import tensorflow as tf
 
+from contract import layout
 from contract import names as constants
 from trainer import preprocessing
 
@@ -71,7 +72,7 @@ def export(model, export_dir: str, image_size: int, threshold: float,
               signatures={
                   constants.SERVING_SIGNATURE: constants.SERVING_INPUT,
                   constants.EXAMPLES_SIGNATURE: constants.EXAMPLES_INPUT})
-  path = os.path.join(export_dir, constants.MODEL_INFO_FILE)
+  path = os.path.join(export_dir, layout.MODEL_INFO_FILE)
   tf.io.gfile.makedirs(os.path.dirname(path))
   with tf.io.gfile.GFile(path, 'w') as f:
     json.dump(info, f, indent=1, sort_keys=True)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from contract import layout
 from contract import names as constants
 from tests.support import require_shared_data
 from trainer import models
@@ -175,7 +176,7 @@ def test_label_is_pneumonia_exactly_at_or_above_the_threshold(
     for p, label in zip(probability, labels):
       assert label == (names[constants.PNEUMONIA] if p >= threshold
                        else names[constants.NORMAL])
-    with open(path / constants.MODEL_INFO_FILE) as f:
+    with open(path / layout.MODEL_INFO_FILE) as f:
       assert json.load(f)['threshold'] == pytest.approx(threshold)
 
 

@@ -40,6 +40,7 @@ from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
 from components.image_example_gen import naming
+from contract import layout
 from contract import names as constants
 
 _KEPT, _DUPLICATE, _REJECTED = 'kept', 'duplicate', 'rejected'
@@ -327,7 +328,7 @@ def summarize(report: Dict[str, Any]) -> str:
 
 
 def report_path(examples_uri: str) -> str:
-  return os.path.join(examples_uri, constants.INGESTION_REPORT_FILE)
+  return os.path.join(examples_uri, layout.INGESTION_REPORT_FILE)
 
 
 class ImageTFRecordSink(filebasedsink.FileBasedSink):

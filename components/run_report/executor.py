@@ -30,6 +30,7 @@ from components import model_artifacts
 from components.deployed_model import executor as deployed_model
 from components.evaluator import results
 from components.run_report import page
+from contract import layout
 from contract import names as constants
 
 EXAMPLES_KEY = 'examples'
@@ -116,8 +117,8 @@ def read_run(input_dict: Dict[str, List[Any]], pipeline_name: str = '',
   examples = _single(input_dict, EXAMPLES_KEY)
   if examples is not None:
     data['ingestion'] = _attempt(
-        problems, constants.INGESTION_REPORT_FILE, lambda: read_json(
-            os.path.join(examples.uri, constants.INGESTION_REPORT_FILE)))
+        problems, layout.INGESTION_REPORT_FILE, lambda: read_json(
+            os.path.join(examples.uri, layout.INGESTION_REPORT_FILE)))
 
   model = _single(input_dict, MODEL_KEY)
   if model is not None:

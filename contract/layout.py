@@ -1,0 +1,55 @@
+"""Where things are: the file and property names that one stage writes and
+another reads. Writers and readers both import them from here.
+"""
+import os
+
+# --- the ingestion artifact ------------------------------------------------
+INGESTION_REPORT_FILE = 'ingestion_report.json'
+
+# --- the Trainer's model_run folder ----------------------------------------
+#   <architecture>/history.{json,csv}, checkpoints/, tensorboard/
+#   comparison.{json,csv,md}, training_settings.json
+HISTORY_STEM = 'history'  # .json and .csv
+COMPARISON_STEM = 'comparison'  # .json, .csv and .md (also beside the model)
+TABLE_EXTENSIONS = ('json', 'csv', 'md')
+TRAINING_SETTINGS_FILE = 'training_settings.json'
+CHECKPOINTS_DIR = 'checkpoints'
+TENSORBOARD_DIR = 'tensorboard'
+
+
+def history_file(model_run_dir: str, architecture: str) -> str:
+  return os.path.join(model_run_dir, architecture, HISTORY_STEM + '.json')
+
+
+def comparison_file(folder: str, extension: str = 'json') -> str:
+  return os.path.join(folder, f'{COMPARISON_STEM}.{extension}')
+
+
+# --- inside an exported SavedModel -----------------------------------------
+SAVED_MODEL_FILE = 'saved_model.pb'
+# Architecture, image size, threshold, comparison (trainer/signatures.py).
+MODEL_INFO_FILE = 'assets.extra/model_info.json'
+
+# --- the evaluation artifact -----------------------------------------------
+DECISION_FILE = 'blessing_decision.json'
+# Keys of TFMA results as components/evaluator/results.py reads them.
+OVERALL = 'overall'
+CANDIDATE, BASELINE = 'candidate', 'baseline'
+# ModelBlessing custom property (1 or 0), set by TFX's Evaluator.
+BLESSED = 'blessed'
+
+# --- the push destination (TF Serving's model base path) -------------------
+# Versions are numeric folders; a push is copied into a hidden staging
+# folder first (TF Serving ignores non-numeric names).
+STAGING_PREFIX = '.staging-'
+# Custom properties of DeployedModel's Model artifact.
+DEPLOYED_FOUND = 'deployed_model_found'  # 1 or 0
+DEPLOYED_VERSION = 'deployed_version'
+DEPLOYED_PATH = 'deployed_path'
+# Custom properties TFX's Pusher sets on the PushedModel artifact.
+PUSHED, PUSHED_VERSION, PUSHED_DESTINATION = (
+    'pushed', 'pushed_version', 'pushed_destination')
+
+# --- the run report ---------------------------------------------------------
+REPORT_FILE = 'report.html'
+LATEST_REPORT = 'latest'  # symlink to the newest report folder (+ .txt)
