@@ -48,7 +48,7 @@ run: $(STAMP)
 test: $(STAMP) browser
 	$(PY) -m pytest $(TEST_ARGS)
 
-# Headless Chromium, for the run report's browser test (tests/browser.py).
+# Headless Chromium, for the run report's browser test (testing/browser.py).
 # Installed from Debian's packages when we are root; otherwise explained.
 browser:
 	@if command -v chromium >/dev/null 2>&1; then \

@@ -1,10 +1,10 @@
-"""Shared pytest fixtures (helpers live in tests/support.py)."""
+"""Shared pytest fixtures (helpers live in testing/support.py)."""
 import pathlib
 
 from absl import logging as absl_logging
 import pytest
 
-from tests.support import require_shared_data
+from testing.support import require_shared_data
 
 
 @pytest.fixture

@@ -26,9 +26,10 @@ from absl import logging
 import tensorflow as tf
 
 from components.image_example_gen import component
-from components.image_example_gen import executor
+from components.image_example_gen import inspection
+from components.image_example_gen import walk
 from contract import settings as config
-from tests.support import require_shared_data
+from testing.support import require_shared_data
 
 MODES = (  # (label, workers, DirectRunner mode)
     ('DirectRunner multi_processing x2 (local_runner default)', 2,
@@ -43,7 +44,7 @@ def bare_loop(paths) -> float:
   start = time.perf_counter()
   for path in paths:
     with open(path, 'rb') as f:
-      executor.decode_shape(f.read())
+      inspection.decode_shape(f.read())
   return time.perf_counter() - start
 
 
@@ -69,7 +70,7 @@ def scaled_copy(sample: pathlib.Path, target: pathlib.Path, copies: int):
 
 
 def compare(data_dir: str, repeats: int):
-  candidates, _ = executor.list_images(data_dir)
+  candidates, _ = walk.list_images(data_dir)
   paths = [c.path for c in candidates]
   megabytes = sum(os.path.getsize(p) for p in paths) / 1e6
   print(f'\n{len(paths)} images, {megabytes:.0f} MB ({data_dir})')

@@ -34,7 +34,7 @@ from contract import names as constants
 from trainer import augment
 from trainer import data
 from trainer import models
-from tests.support import require_shared_data
+from testing.support import require_shared_data
 
 IMAGE_SIZE = 224
 ARCHITECTURE = 'baseline_cnn'

@@ -40,7 +40,7 @@ EXTRA_IMAGE_PACKAGES = ('albumentations', 'opencv-python-headless', 'kaggle',
                         'matplotlib')
 # Must stay out of the build context (and so out of the image).
 MUST_IGNORE = ('.venv', 'output', 'data', '.git', '__pycache__',
-               '.pytest_cache')
+               '.pytest_cache', 'testing')
 
 
 class Image(NamedTuple):

@@ -19,9 +19,9 @@ import shutil
 from components.image_example_gen import naming
 from contract import settings as config
 from contract import names as constants
-from tests import browser
-from tests.support import executions
-from tests.support import run_cli
+from testing import browser
+from testing.support import executions
+from testing.support import run_cli
 
 _PER_CLASS = 120
 

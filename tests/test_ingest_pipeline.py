@@ -18,8 +18,8 @@ import tensorflow as tf
 from contract import settings as config
 from contract import layout
 from contract import names as constants
-from tests.support import executions
-from tests.support import run_cli
+from testing.support import executions
+from testing.support import run_cli
 
 
 def _build_tree(sample, root):

@@ -9,7 +9,7 @@ from kfp.client import client as kfp_client_module
 import pytest
 
 from runners import kfp_client
-from tests.kfp_fake_server import fake_kfp_server  # pylint: disable=unused-import
+from testing.kfp_fake_server import fake_kfp_server  # pylint: disable=unused-import
 
 API = '/apis/v2beta1'
 PIPELINE = 'tiny-pneumonia'

@@ -5,8 +5,8 @@ import os
 import yaml
 
 from contract import settings as config
-from tests.support import REPO
-from tests.support import run_cli
+from testing.support import REPO
+from testing.support import run_cli
 
 STAGE_ORDER = ['ImageExampleGen', 'ImportSchemaGen', 'StatisticsGen',
                'ExampleValidator', 'AnomalyGate', 'Trainer', 'DeployedModel',

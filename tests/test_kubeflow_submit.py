@@ -1,14 +1,14 @@
 """kubeflow_runner.py submit/schedule against a fake KFP API server.
 
-The real kfp.Client talks to tests/kfp_fake_server.py; what reaches the
+The real kfp.Client talks to testing/kfp_fake_server.py; what reaches the
 server is asserted: the compiled pipeline uploaded, the run and the
 recurring run with cron, concurrency, catch-up, pipeline root and the
 runtime parameters. No real cluster is involved (see README).
 """
 import yaml
 
-from tests.kfp_fake_server import fake_kfp_server  # pylint: disable=unused-import
-from tests.support import run_cli
+from testing.kfp_fake_server import fake_kfp_server  # pylint: disable=unused-import
+from testing.support import run_cli
 
 API = '/apis/v2beta1'
 

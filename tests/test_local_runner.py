@@ -1,5 +1,5 @@
 """The local runner's command line: errors a user sees before any stage runs."""
-from tests.support import run_cli
+from testing.support import run_cli
 
 
 def test_empty_data_dir_without_credentials_explains_what_to_do(tmp_path):

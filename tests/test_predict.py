@@ -19,9 +19,9 @@ import tensorflow as tf
 
 import predict
 from contract import names as constants
-from tests.support import REPO
-from tests.support import require_shared_data
-from tests.support import run_cli
+from testing.support import REPO
+from testing.support import require_shared_data
+from testing.support import run_cli
 from trainer import models
 from trainer import signatures
 

@@ -18,9 +18,10 @@ import tensorflow as tf
 
 from contract import settings as config
 from contract import names as constants
-from tests.support import executions
-from tests.support import require_shared_data
-from tests.support import run_cli
+from contract import options
+from testing.support import executions
+from testing.support import require_shared_data
+from testing.support import run_cli
 
 _IMAGES_PER_CLASS = 24
 
@@ -107,12 +108,12 @@ def test_train_stage_exports_a_servable_model(original_sample, kermany_224,
   model_dir = glob.glob(os.path.join(trainer_root, 'Trainer', 'model', '*'))[0]
   with open(os.path.join(model_dir, 'comparison.json')) as f:
     comparison = json.load(f)
-  assert [r['architecture'] for r in comparison] == list(config.ARCHITECTURES)
+  assert [r['architecture'] for r in comparison] == list(options.ARCHITECTURES)
   selected = [r for r in comparison if r['selected']]
   assert len(selected) == 1
   assert selected[0]['val_auc'] == max(r['val_auc'] for r in comparison)
 
-  for name in config.ARCHITECTURES:
+  for name in options.ARCHITECTURES:
     with open(os.path.join(run_dir, name, 'history.json')) as f:
       history = json.load(f)
     assert len(history) == 3, (name, history)  # patience 2 < 3 epochs

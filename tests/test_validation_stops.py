@@ -11,8 +11,10 @@ from tfx import v1 as tfx
 
 from components.anomaly_gate.executor import DataValidationError
 from contract import settings as config
+from contract import options
+from pipeline import compilation
 from pipeline import pipeline as pipeline_lib
-from tests.support import executions
+from testing.support import executions
 
 
 def test_a_schema_anomaly_stops_the_run_before_training(original_sample,
@@ -31,14 +33,14 @@ def test_a_schema_anomaly_stops_the_run_before_training(original_sample,
   pipeline = pipeline_lib.create_pipeline(
       config.PIPELINE_NAME, paths['pipeline_root'], str(data), str(schema),
       paths['serving_model_dir'], paths['reports_dir'], stop_after='train',
-      training=config.training_config('quick', image_size=32, epochs=1),
+      training=options.training_settings('quick', image_size=32, epochs=1),
       metadata_connection_config=(
           tfx.orchestration.metadata.sqlite_metadata_connection_config(
               paths['metadata_path'])),
       beam_pipeline_args=config.direct_runner_args(1))
   with pytest.raises(DataValidationError) as error:
     tfx.orchestration.LocalDagRunner().run_with_ir(
-        pipeline_lib.compile_for_local(pipeline))
+        compilation.compile_for_local(pipeline))
   message = str(error.value)
   assert "feature 'subtype'" in message and 'virus' in message
   states = dict(executions(paths['metadata_path']))

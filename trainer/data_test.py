@@ -2,67 +2,23 @@
 
 Inputs are small gzipped TFRecord files of tf.Examples (`image_raw` +
 `label`) written into pytest's tmp_path from real kermany-224 images, read in
-place. `write_split` and `real_images` are also used by run_test.py.
+place (testing/images.py writes them).
 """
 import pathlib
-from typing import List, Sequence, Tuple
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from contract import names as constants
-from tests.support import require_shared_data
+from testing.images import real_images
+from testing.images import write_split
 from trainer import data
 from trainer import preprocessing
 
 SIZE = 32
 N_NORMAL, N_PNEUMONIA = 8, 16
 BATCH = 8
-
-
-def real_images(n_normal: int, n_pneumonia: int,
-                offset: int = 0) -> List[Tuple[bytes, int]]:
-  """(JPEG bytes, label) of real kermany-224 train images, NORMAL first.
-
-  `offset` skips that many files of each class (sorted by name), so two
-  calls with different offsets give disjoint images.
-  """
-  root = require_shared_data('kermany-224') / 'chest_xray' / 'train'
-  images = []
-  for label, count in ((constants.NORMAL, n_normal),
-                       (constants.PNEUMONIA, n_pneumonia)):
-    folder = root / constants.LABEL_NAMES[label]
-    paths = sorted(folder.glob('*.jpeg'))[offset:offset + count]
-    assert len(paths) == count, f'too few images in {folder}'
-    images += [(path.read_bytes(), label) for path in paths]
-  return images
-
-
-def serialize(raw: bytes, label: int) -> bytes:
-  """A tf.Example as ingestion writes it (the features training reads)."""
-  return tf.train.Example(features=tf.train.Features(feature={
-      constants.IMAGE_KEY: tf.train.Feature(
-          bytes_list=tf.train.BytesList(value=[raw])),
-      constants.LABEL_KEY: tf.train.Feature(
-          int64_list=tf.train.Int64List(value=[label])),
-  })).SerializeToString()
-
-
-def write_split(directory: pathlib.Path, name: str,
-                images: Sequence[Tuple[bytes, int]],
-                shards: int = 2) -> List[str]:
-  """Writes `images` round-robin into `shards` gzipped TFRecord files."""
-  directory.mkdir(parents=True, exist_ok=True)
-  options = tf.io.TFRecordOptions(compression_type='GZIP')
-  files = [str(directory / f'{name}-{i:05d}-of-{shards:05d}.gz')
-           for i in range(shards)]
-  writers = [tf.io.TFRecordWriter(f, options) for f in files]
-  for i, (raw, label) in enumerate(images):
-    writers[i % shards].write(serialize(raw, label))
-  for writer in writers:
-    writer.close()
-  return files
 
 
 def _elements(dataset: tf.data.Dataset):

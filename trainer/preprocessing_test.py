@@ -4,8 +4,6 @@ Synthetic images are encoded with TensorFlow from numpy arrays; two real
 originals (one grayscale, one 3-channel) are read in place from the shared
 data folder.
 """
-import csv
-import pathlib
 import struct
 
 import numpy as np
@@ -13,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from contract import names as constants
-from tests.support import require_shared_data
+from testing.images import original
 from trainer import preprocessing
 
 SIZE = 32
@@ -29,16 +27,6 @@ def _gradient(height: int = 60, width: int = 50) -> np.ndarray:
 def _encode(pixels: np.ndarray, fmt: str) -> bytes:
   encode = tf.io.encode_png if fmt == 'png' else tf.io.encode_jpeg
   return encode(tf.constant(pixels)).numpy()
-
-
-def original(channels: int) -> pathlib.Path:
-  """The smallest real original with `channels` channels (by MANIFEST.csv)."""
-  root = require_shared_data('kermany-original-sample')
-  with open(root / 'MANIFEST.csv', newline='') as f:
-    rows = [r for r in csv.DictReader(f) if int(r['channels']) == channels]
-  assert rows, f'MANIFEST.csv lists no {channels}-channel original'
-  row = min(rows, key=lambda r: int(r['bytes']))
-  return root / row['path']
 
 
 def _check_image(image: tf.Tensor, size: int = SIZE) -> np.ndarray:

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.support import REPO
+from testing.support import REPO
 from trainer import resnet_weights
 
 ALTERNATIVES = ('--resnet-weights none',

@@ -16,10 +16,10 @@ import tensorflow as tf
 
 from contract import layout
 from contract import names as constants
-from tests.support import require_shared_data
+from testing import images as shared_images
+from testing.support import require_shared_data
 from trainer import models
 from trainer import preprocessing
-from trainer import preprocessing_test
 from trainer import signatures
 
 SIZE = 32
@@ -46,8 +46,8 @@ def model():
 def images():
   """Real image bytes: grayscale and 3-channel originals, a PNG of one, and
   a small kermany-224 JPEG."""
-  gray = preprocessing_test.original(1).read_bytes()
-  rgb = preprocessing_test.original(3).read_bytes()
+  gray = shared_images.original(1).read_bytes()
+  rgb = shared_images.original(3).read_bytes()
   png = tf.io.encode_png(tf.io.decode_image(
       rgb, channels=3, expand_animations=False)).numpy()
   root = require_shared_data('kermany-224') / 'chest_xray' / 'train'

@@ -14,8 +14,8 @@ from tfx.types import standard_artifacts
 
 from components.anomaly_gate import executor
 from components.image_example_gen import executor as ingest_executor
-from components.image_example_gen import naming_test
 from contract import names as constants
+from testing import images
 
 SCHEMA_PATH = str(pathlib.Path(__file__).resolve().parents[2] / 'schemas' /
                   'schema.pbtxt')
@@ -198,9 +198,9 @@ def test_missing_feature_is_an_anomaly(tmp_path):
 
 
 def test_real_originals_match_the_real_schema(tmp_path):
-  originals = os.path.join(naming_test.DATA_ROOT, 'kermany-original-sample')
+  originals = os.path.join(images.DATA_ROOT, 'kermany-original-sample')
   manifest = os.path.join(originals, 'MANIFEST.csv')
-  naming_test.require_data(manifest)
+  images.require_data(manifest)
   with open(manifest, newline='') as f:
     rows = list(csv.DictReader(f))
   # The smallest NORMAL, 1-channel PNEUMONIA and 3-channel PNEUMONIA files.
