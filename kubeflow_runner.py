@@ -15,7 +15,6 @@ defaults); `submit` and `schedule` compile, upload the pipeline (or a new
 version of it) and start a run or a recurring run.
 """
 import argparse
-import copy
 import os
 import sys
 import tempfile
@@ -24,20 +23,16 @@ from typing import Any, Dict
 from absl import logging
 import yaml
 
-from runners import cli
+from contract import options
 from contract import settings as config
+from runners import cli
 
 # Where the Dockerfile puts this repository inside the image.
 IMAGE_CODE_DIR = '/pipeline'
 DEFAULT_IMAGE = 'pneumonia-pipeline:latest'
-# On Kubeflow, ingestion must look at the data root every run (the TFX
-# driver that fingerprints inputs does not run on open-source KFP).
-KFP_NEVER_CACHED = ('ImageExampleGen',) + config.NEVER_CACHED
-_RUNTIME_TYPES = {'epochs': int, 'image_size': int, 'batch_size': int,
-                  'architectures': str, 'resnet_weights': str,
-                  'target_sensitivity': float, 'min_auc': float,
-                  'min_recall': float, 'max_auc_drop': float,
-                  'data_root': str}
+# The data root is a runtime parameter too (besides the runtime options of
+# contract/options.py).
+DATA_ROOT = 'data_root'
 
 
 def _cron(expression: str) -> str:
@@ -92,72 +87,54 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def runtime_defaults(args: argparse.Namespace) -> Dict[str, Any]:
-  """Runtime parameter name -> compiled default value."""
-  training = cli.training_from_args(args)
-  values = {key: training[key] for key in config.RUNTIME_TRAINING_KEYS}
-  values['architectures'] = ','.join(values['architectures'])
-  values.update(cli.blessing_from_args(args))
-  values['data_root'] = args.data_root
-  return {key: _RUNTIME_TYPES[key](value) for key, value in values.items()}
+  """Runtime parameter name -> compiled default value (as KFP carries it)."""
+  values = {DATA_ROOT: str(args.data_root)}
+  values.update(options.runtime_values(cli.training_from_args(args)))
+  values.update(options.runtime_values(cli.blessing_from_args(args)))
+  return values
+
+
+def _parameter_types() -> Dict[str, type]:
+  types = {DATA_ROOT: str}
+  for group in options.GROUPS:
+    types.update({field.name: options.parameter_type(field)
+                  for field in options.runtime_fields(group)})
+  return types
 
 
 def build_pipeline(args: argparse.Namespace):
-  """create_pipeline(...) with runtime parameters for per-run values."""
+  """create_pipeline(...) with runtime parameters for per-run values;
+  returns (pipeline, {name: RuntimeParameter})."""
   from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
   from pipeline import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
-  defaults = runtime_defaults(args)
+  types = _parameter_types()
   params = {name: tfx.dsl.experimental.RuntimeParameter(
-      name=name, ptype=_RUNTIME_TYPES[name], default=value)
-            for name, value in defaults.items()}
-  training = cli.training_from_args(args)
-  training.update({key: params[key] for key in config.RUNTIME_TRAINING_KEYS})
+      name=name, ptype=types[name], default=value)
+            for name, value in runtime_defaults(args).items()}
   root = args.pipeline_root.rstrip('/')
-  return pipeline_lib.create_pipeline(
+  pipeline = pipeline_lib.create_pipeline(
       pipeline_name=config.PIPELINE_NAME,
       pipeline_root=args.pipeline_root,
-      data_root=params['data_root'],
+      data_root=params[DATA_ROOT],
       schema_path=f'{IMAGE_CODE_DIR}/schemas/schema.pbtxt',
       serving_model_dir=args.serving_model_dir or f'{root}/serving_model',
       reports_dir=args.reports_dir or f'{root}/reports',
-      training=training,
-      blessing={gate: params[gate] for gate in config.EVALUATION_DEFAULTS},
+      training=cli.training_from_args(args),
+      blessing=cli.blessing_from_args(args),
+      runtime={name: param for name, param in params.items()
+               if name != DATA_ROOT},
       beam_pipeline_args=config.direct_runner_args(
           setup_file=f'{IMAGE_CODE_DIR}/setup.py') + args.beam_arg,
-  ), defaults
+  )
+  return pipeline, params
 
 
 def compile_spec(args: argparse.Namespace) -> Dict[str, Any]:
   """The KFP v2 PipelineSpec (dict) of the pipeline, ready for open-source
-  KFP: no resolver task, per-task caching off where the present matters,
-  runtime parameter defaults filled in."""
-  from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as kfv2  # pylint: disable=g-import-not-at-top
-  pipeline, defaults = build_pipeline(args)
-  with tempfile.TemporaryDirectory() as tmp:
-    runner = kfv2.KubeflowV2DagRunner(
-        config=kfv2.KubeflowV2DagRunnerConfig(default_image=args.image),
-        output_dir=tmp)
-    job = runner.run(pipeline, write_out=False)
-  spec = copy.deepcopy(job['pipelineSpec'])
-  tasks = spec['root']['dag']['tasks']
-  resolvers = [name for name, task in tasks.items()
-               if 'resolver' in name.lower() or 'resolver' in str(
-                   spec['deploymentSpec']['executors'].get(
-                       task['componentRef']['name'] + '_executor', ''))]
-  if resolvers:
-    raise RuntimeError(f'open-source KFP cannot run resolver tasks: '
-                       f'{resolvers}')
-  for name in KFP_NEVER_CACHED:
-    if name in tasks:
-      tasks[name]['cachingOptions'] = {}  # enableCache absent = off
-  parameters = spec['root'].setdefault('inputDefinitions', {}).setdefault(
-      'parameters', {})
-  kinds = {str: 'STRING', int: 'NUMBER_INTEGER', float: 'NUMBER_DOUBLE'}
-  for name, value in defaults.items():
-    parameters.setdefault(name, {})
-    parameters[name]['parameterType'] = kinds[_RUNTIME_TYPES[name]]
-    parameters[name].pop('type', None)
-    parameters[name]['defaultValue'] = value
-  return spec
+  KFP (pipeline/compilation.py)."""
+  from pipeline import compilation  # pylint: disable=g-import-not-at-top
+  pipeline, params = build_pipeline(args)
+  return compilation.compile_for_kubeflow(pipeline, args.image, params)
 
 
 def write_yaml(spec: Dict[str, Any], path: str) -> None:

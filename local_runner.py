@@ -14,9 +14,11 @@ import sys
 
 from absl import logging
 
-from runners import cli
+from contract import options
 from contract import settings as config
+from runners import cli
 from runners import kaggle_data
+from trainer import architectures
 from trainer import resnet_weights
 
 
@@ -51,13 +53,13 @@ def parse_args(argv=None) -> argparse.Namespace:
   return parser.parse_args(argv)
 
 
-def preflight_training(args) -> dict:
+def preflight_training(args) -> options.TrainingSettings:
   """Training settings, checked before any stage runs (seconds, not hours)."""
   training = cli.training_from_args(args)
   stages = config.STAGES
-  if ('resnet50' in training['architectures'] and
+  if (architectures.needs_weights(training.architectures) and
       stages.index(args.stop_after) >= stages.index('train')):
-    resnet_weights.resolve(training['resnet_weights'])
+    resnet_weights.resolve(training.resnet_weights)
   return training
 
 
@@ -89,6 +91,7 @@ def main(argv=None) -> int:
   # Imported after the data check so a missing dataset fails in a second,
   # not after TensorFlow has loaded.
   from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
+  from pipeline import compilation  # pylint: disable=g-import-not-at-top
   from pipeline import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
 
   output_dir = os.path.abspath(args.output_dir)
@@ -112,7 +115,7 @@ def main(argv=None) -> int:
                           args.beam_arg),
   )
   runner = tfx.orchestration.LocalDagRunner()
-  runner.run_with_ir(pipeline_lib.compile_for_local(pipeline))
+  runner.run_with_ir(compilation.compile_for_local(pipeline))
   return 0
 
 

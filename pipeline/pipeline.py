@@ -2,13 +2,14 @@
 
 `create_pipeline` takes every environment-specific value as an argument;
 runners (local_runner.py, kubeflow_runner.py) bind paths and choose the
-orchestrator. Defaults and names live in pipeline/config.py.
+orchestrator. Names and stages live in contract/settings.py, the per-run
+options in contract/options.py; compilation for an orchestrator is in
+pipeline/compilation.py.
 """
 from typing import Any, Dict, List, Optional
 
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
-from tfx.orchestration.data_types import RuntimeParameter
 
 from components.anomaly_gate.component import AnomalyGate
 from components.deployed_model.component import DeployedModel
@@ -17,7 +18,13 @@ from components.image_example_gen.component import ImageExampleGen
 from components.pusher import executor as pusher_executor
 from components.trainer.component import PneumoniaTrainer
 from components.run_report.component import RunReport
+from contract import options
 from contract import settings as config
+
+
+def _of_group(runtime: Dict[str, Any], group) -> Dict[str, Any]:
+  names = options.runtime_names(group)
+  return {name: value for name, value in runtime.items() if name in names}
 
 
 def create_pipeline(
@@ -28,8 +35,9 @@ def create_pipeline(
     serving_model_dir: str,
     reports_dir: str,
     stop_after: str = config.STAGES[-1],
-    training: Optional[Dict[str, Any]] = None,
-    blessing: Optional[Dict[str, float]] = None,
+    training: Optional[options.TrainingSettings] = None,
+    blessing: Optional[options.Gates] = None,
+    runtime: Optional[Dict[str, Any]] = None,
     enable_cache: bool = True,
     metadata_connection_config=None,
     beam_pipeline_args: Optional[List[str]] = None,
@@ -45,11 +53,10 @@ def create_pipeline(
     serving_model_dir: push destination; TF Serving watches its versions.
     reports_dir: where each run's report.html goes.
     stop_after: last stage to run, one of config.STAGES.
-    training: Trainer settings (config.training_config()); default: the
-      default profile. Values of config.RUNTIME_TRAINING_KEYS may be
-      RuntimeParameters.
-    blessing: min_auc, min_recall, max_auc_drop (config.EVALUATION_DEFAULTS);
-      values or RuntimeParameters.
+    training: Trainer settings; default: the default profile.
+    blessing: the Evaluator's gates; default: options.Gates().
+    runtime: RuntimeParameters replacing runtime options of `training` or
+      `blessing` by name (Kubeflow); their compiled values are the defaults.
     enable_cache: reuse results of unchanged inputs.
     metadata_connection_config: MLMD connection (None: orchestrator default).
     beam_pipeline_args: passed to every Beam-powered component.
@@ -73,14 +80,16 @@ def create_pipeline(
   stages['validate'] = [schema_gen, statistics_gen, example_validator,
                         anomaly_gate]
 
-  training = dict(training or config.training_config())
+  runtime = dict(runtime or {})
+  unknown = set(runtime).difference(
+      *(options.runtime_names(group) for group in options.GROUPS))
+  if unknown:
+    raise ValueError(f'not runtime options: {sorted(unknown)}')
   trainer = PneumoniaTrainer(
       examples=example_gen.outputs['examples'],
       schema=schema_gen.outputs['schema'],
-      training={key: value for key, value in training.items()
-                if not isinstance(value, RuntimeParameter)},
-      runtime={key: training[key] for key in config.RUNTIME_TRAINING_KEYS
-               if key in training}).with_id('Trainer')
+      training=training or options.training_settings(),
+      runtime=_of_group(runtime, options.TrainingSettings)).with_id('Trainer')
   stages['train'] = [trainer]
 
   deployed = DeployedModel(push_destination=serving_model_dir)
@@ -90,8 +99,8 @@ def create_pipeline(
       baseline_model=deployed.outputs['model'],
       schema=schema_gen.outputs['schema'],
       example_splits=['test'],
-      gates=dict(config.EVALUATION_DEFAULTS, **(blessing or {}))).with_id(
-          'Evaluator')
+      gates=blessing or options.Gates(),
+      runtime=_of_group(runtime, options.Gates)).with_id('Evaluator')
   stages['evaluate'] = [deployed, evaluator]
 
   pusher = tfx.components.Pusher(
@@ -129,14 +138,3 @@ def create_pipeline(
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=beam_pipeline_args or [],
   )
-
-
-def compile_for_local(pipeline: tfx.dsl.Pipeline):
-  """Pipeline IR for the LocalDagRunner, with config.NEVER_CACHED nodes'
-  caching turned off (TFX only has a pipeline-wide switch)."""
-  from tfx.dsl.compiler import compiler  # pylint: disable=g-import-not-at-top
-  ir = compiler.Compiler().compile(pipeline)
-  for node in ir.nodes:
-    if node.pipeline_node.node_info.id in config.NEVER_CACHED:
-      node.pipeline_node.execution_options.caching_options.enable_cache = False
-  return ir

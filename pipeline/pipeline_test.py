@@ -4,6 +4,8 @@ from tfx.proto.orchestration import executable_spec_pb2
 from tfx.proto.orchestration import pipeline_pb2
 
 from contract import settings as config
+from contract import options
+from pipeline import compilation
 from pipeline import pipeline as pipeline_lib
 
 BEAM_ARGS = ['--runner=FlinkRunner', '--flink_master=flink:8081']
@@ -13,8 +15,8 @@ def _ir(stop_after='push', **kwargs):
   pipeline = pipeline_lib.create_pipeline(
       'p', '/tmp/root', '/tmp/data', config.SCHEMA_PATH, '/tmp/serving',
       '/tmp/reports', stop_after=stop_after,
-      training=config.training_config('quick'), **kwargs)
-  return pipeline_lib.compile_for_local(pipeline)
+      training=options.training_settings('quick'), **kwargs)
+  return compilation.compile_for_local(pipeline)
 
 
 def _nodes(ir):
@@ -50,7 +52,7 @@ def test_trainer_waits_for_the_anomaly_gate():
 
 def test_only_the_present_seeking_nodes_skip_the_cache():
   for node_id, node in _nodes(_ir(enable_cache=True)).items():
-    expected = node_id not in config.NEVER_CACHED
+    expected = node_id not in {c.__name__ for c in compilation.NEVER_CACHED}
     assert node.execution_options.caching_options.enable_cache == expected, (
         node_id)
 

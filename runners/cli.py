@@ -1,65 +1,68 @@
-"""Command-line options shared by local_runner.py and kubeflow_runner.py."""
+"""Command-line options shared by local_runner.py and kubeflow_runner.py,
+generated from the declarations in contract/options.py."""
 import argparse
+import dataclasses
 from typing import Any, Dict
 
-from contract import settings as config
+from contract import options
+
+
+def flag(name: str) -> str:
+  return '--' + name.replace('_', '-')
 
 
 def _describe_profile(name: str) -> str:
-  profile = config.TRAINING_PROFILES[name]
-  return (f"{profile['image_size']} px, up to {profile['epochs']} epochs, "
-          f"batch {profile['batch_size']}")
+  settings = options.training_settings(name)
+  return (f'{settings.image_size} px, up to {settings.epochs} epochs, '
+          f'batch {settings.batch_size}')
+
+
+def _default_text(field) -> str:
+  value = options.to_parameter(field, field.default)
+  by_profile = {name: profile[field.name]
+                for name, profile in options.PROFILES.items()
+                if field.name in profile}
+  if not by_profile:
+    return f'default {value}'
+  return 'default: ' + ', '.join(
+      [f'{name} {v}' for name, v in by_profile.items()] +
+      [f'{name} {value}' for name in options.PROFILES
+       if name not in by_profile])
+
+
+def _add_group(parser: argparse.ArgumentParser, group, defaults) -> None:
+  """An argparse group of `group`'s command-line options. Training options
+  default to None: "the profile's value" (the help shows the full one)."""
+  title, description = group.GROUP
+  arguments = parser.add_argument_group(title, description)
+  if group is options.TrainingSettings:
+    arguments.add_argument(
+        '--profile', choices=sorted(options.PROFILES),
+        default=options.DEFAULT_PROFILE,
+        help='; '.join(f'{name}: {_describe_profile(name)}'
+                       for name in options.PROFILES) +
+        '. Default: %(default)s')
+  for field in options.cli_fields(group):
+    default = getattr(defaults, field.name) if defaults else None
+    if field.type is bool:
+      arguments.add_argument(flag(field.name), action='store_true',
+                             default=default or None,
+                             help=field.metadata['help'])
+      continue
+    arguments.add_argument(
+        flag(field.name), default=default,
+        help=f"{field.metadata['help']} ({_default_text(field)})".replace(
+            '%', '%%'),
+        metavar=field.metadata.get('metavar'),
+        type=options.parse_list if options.is_list(field) else field.type)
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
-  training = parser.add_argument_group(
-      'training', 'The profile sets defaults; each option overrides it.')
-  training.add_argument(
-      '--profile', choices=sorted(config.TRAINING_PROFILES),
-      default=config.DEFAULT_PROFILE,
-      help='quick: ' + _describe_profile('quick') + '; full: ' +
-      _describe_profile('full') + '. Default: %(default)s')
-  training.add_argument(
-      '--architectures', type=lambda text: [a.strip() for a in text.split(',')
-                                            if a.strip()],
-      help='comma-separated, from ' + ','.join(config.ARCHITECTURES) +
-      ' (default: all three; the best on validation AUC is exported)')
-  training.add_argument('--image-size', type=int,
-                        help='side of the square model input in pixels')
-  training.add_argument('--epochs', type=int,
-                        help='maximum epochs per architecture (early stopping '
-                        'on validation AUC may stop sooner)')
-  training.add_argument('--batch-size', type=int)
-  training.add_argument(
-      '--resnet-weights', metavar='imagenet|PATH|none',
-      help='ResNet50 initial weights: imagenet (default; from the Keras cache '
-      'or downloaded), a local weights file, or none (random; smoke tests)')
-  training.add_argument(
-      '--target-sensitivity', type=float,
-      help='the operating threshold is the highest one reaching this '
-      'sensitivity on the eval split (default %s)' %
-      config.TRAINING_DEFAULTS['target_sensitivity'])
-  training.add_argument(
-      '--shuffle-labels', action='store_true', default=None,
-      help='negative control for audits: train on permuted labels (the '
-      'evaluation must then refuse the model)')
+  _add_group(parser, options.TrainingSettings, None)
 
 
 def add_blessing_arguments(parser: argparse.ArgumentParser) -> None:
-  blessing = parser.add_argument_group(
-      'blessing', 'A model is pushed only if it passes all of these on the '
-      'test split.')
-  blessing.add_argument('--min-auc', type=float,
-                        default=config.EVALUATION_DEFAULTS['min_auc'],
-                        help='default %(default)s')
-  blessing.add_argument('--min-recall', type=float,
-                        default=config.EVALUATION_DEFAULTS['min_recall'],
-                        help='sensitivity at the operating threshold; '
-                        'default %(default)s')
-  blessing.add_argument('--max-auc-drop', type=float,
-                        default=config.EVALUATION_DEFAULTS['max_auc_drop'],
-                        help='largest AUC drop allowed against the deployed '
-                        'model; default %(default)s')
+  _add_group(parser, options.Gates, options.Gates())
 
 
 def add_beam_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,15 +73,15 @@ def add_beam_arguments(parser: argparse.ArgumentParser) -> None:
       '--beam-arg=--flink_master=host:8081')
 
 
-def training_from_args(args: argparse.Namespace) -> Dict[str, Any]:
-  return config.training_config(
-      args.profile, architectures=args.architectures,
-      image_size=args.image_size, epochs=args.epochs,
-      batch_size=args.batch_size, resnet_weights=args.resnet_weights,
-      target_sensitivity=args.target_sensitivity,
-      shuffle_labels=args.shuffle_labels)
+def _values(args: argparse.Namespace, group) -> Dict[str, Any]:
+  return {field.name: getattr(args, field.name)
+          for field in options.cli_fields(group)}
 
 
-def blessing_from_args(args: argparse.Namespace) -> Dict[str, float]:
-  return {'min_auc': args.min_auc, 'min_recall': args.min_recall,
-          'max_auc_drop': args.max_auc_drop}
+def training_from_args(args: argparse.Namespace) -> options.TrainingSettings:
+  return options.training_settings(args.profile,
+                                   **_values(args, options.TrainingSettings))
+
+
+def blessing_from_args(args: argparse.Namespace) -> options.Gates:
+  return dataclasses.replace(options.Gates(), **_values(args, options.Gates))

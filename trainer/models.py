@@ -1,4 +1,4 @@
-"""The three architectures, selected by name.
+"""The three architectures, selected by name from a registry.
 
 Every model takes the output of `trainer.preprocessing.preprocess_image`:
 float32 [S, S, 1] in [0, 1], and returns the probability of PNEUMONIA
@@ -10,6 +10,9 @@ float32 [S, S, 1] in [0, 1], and returns the probability of PNEUMONIA
 * `resnet50`: Keras ResNet50 backbone with a new head; trained in two phases
   (head with the backbone frozen, then the top blocks at a lower learning
   rate; see `set_fine_tuning`).
+
+How each one trains (phases, fine-tuning, initial weights) is registered in
+trainer/architectures.py; this module builds them, keyed by the same names.
 """
 import math
 from typing import Optional
@@ -17,9 +20,10 @@ from typing import Optional
 import keras
 from keras import layers
 
-from contract import settings as config
+from contract import options
+from trainer import architectures
 
-ARCHITECTURES = config.ARCHITECTURES
+ARCHITECTURES = options.ARCHITECTURES
 
 # Caffe-style ImageNet means (BGR) that the Keras ResNet50 weights expect.
 _IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
@@ -115,8 +119,32 @@ def set_fine_tuning(model: keras.Model, phase: int, pretrained: bool = True,
         pretrained and isinstance(layer, layers.BatchNormalization))
 
 
+# The builders, keyed like trainer/architectures.REGISTRY:
+# (image_size, bn_momentum, l2, dropout, weights) -> keras.Model.
+_BUILDERS = {
+    'baseline_cnn': lambda size, momentum, l2, dropout, weights: _cnn(
+        'baseline_cnn', size, False, momentum, l2, dropout),
+    'improved_cnn': lambda size, momentum, l2, dropout, weights: _cnn(
+        'improved_cnn', size, True, momentum, l2, dropout),
+    'resnet50': lambda size, momentum, l2, dropout, weights: _resnet50(
+        size, weights, momentum, dropout),
+}
+assert tuple(_BUILDERS) == tuple(architectures.REGISTRY)
+
+
+def prepare_phase(model: keras.Model, name: str, phase: int,
+                  pretrained: bool) -> bool:
+  """Sets what trains in `phase`; True if the architecture has phases of its
+  own (then the Trainer recompiles and logs the phase)."""
+  if not architectures.get(name).fine_tunes_backbone:
+    return False
+  set_fine_tuning(model, phase, pretrained=pretrained)
+  return True
+
+
 def build_model(name: str, image_size: int, steps_per_epoch: int,
-                l2: float = 1e-4, dropout: float = 0.3,
+                l2: float = options.TrainingSettings.l2,
+                dropout: float = options.TrainingSettings.dropout,
                 resnet_weights: Optional[str] = None) -> keras.Model:
   """The architecture `name` for square images of `image_size` pixels.
 
@@ -129,12 +157,6 @@ def build_model(name: str, image_size: int, steps_per_epoch: int,
     resnet_weights: 'imagenet', a local weights file, or None (random; for
       smoke tests only). See trainer.resnet_weights.
   """
-  bn_momentum = bn_momentum_for(steps_per_epoch)
-  if name == 'baseline_cnn':
-    return _cnn(name, image_size, False, bn_momentum, l2, dropout)
-  if name == 'improved_cnn':
-    return _cnn(name, image_size, True, bn_momentum, l2, dropout)
-  if name == 'resnet50':
-    return _resnet50(image_size, resnet_weights, bn_momentum, dropout)
-  raise ValueError(f'unknown architecture {name!r}; choose from '
-                   f'{", ".join(ARCHITECTURES)}')
+  architectures.get(name)  # a clear error for an unknown name
+  return _BUILDERS[name](image_size, bn_momentum_for(steps_per_epoch), l2,
+                         dropout, resnet_weights)

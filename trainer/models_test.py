@@ -7,7 +7,7 @@ from keras import layers
 import numpy as np
 import pytest
 
-from contract import settings as config
+from contract import options
 from trainer import models
 
 SIZE = 32
@@ -42,7 +42,7 @@ def _all_layers(model: keras.Model):
 def test_architectures_are_the_configured_ones():
   assert tuple(models.ARCHITECTURES) == (
       'baseline_cnn', 'improved_cnn', 'resnet50')
-  assert models.ARCHITECTURES == config.ARCHITECTURES
+  assert models.ARCHITECTURES == options.ARCHITECTURES
 
 
 @pytest.mark.parametrize('name', ['baseline_cnn', 'improved_cnn', 'resnet50'])

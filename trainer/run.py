@@ -6,9 +6,7 @@ history (JSON, CSV, TensorBoard), then exports the architecture with the best
 validation AUC as the Trainer's SavedModel and writes a comparison table of
 all of them beside it.
 
-Layout of the Trainer's model_run_dir:
-  <architecture>/history.json, history.csv, checkpoints/, tensorboard/
-  comparison.json, comparison.csv, comparison.md, training_settings.json
+The layout of the Trainer's model_run_dir is declared in contract/layout.py.
 """
 import contextlib
 import csv
@@ -24,8 +22,10 @@ from absl import logging
 import keras
 import tensorflow as tf
 
-from contract import settings as config
+from contract import layout
 from contract import names as constants
+from contract import options
+from trainer import architectures
 from trainer import data
 from trainer import models
 from trainer import progress
@@ -67,7 +67,7 @@ class HistoryRecorder(keras.callbacks.Callback):
     row.update({k: float(v) for k, v in (logs or {}).items()
                 if k in HISTORY_FIELDS})
     self._rows.append(row)
-    write_table(os.path.join(self._dir, 'history'), self._rows,
+    write_table(os.path.join(self._dir, layout.HISTORY_STEM), self._rows,
                 HISTORY_FIELDS)
 
 
@@ -129,34 +129,21 @@ def _compile(model: keras.Model, learning_rate: float) -> None:
                keras.metrics.AUC(name='auc')])
 
 
-def _phases(name: str, settings: Dict[str, Any]):
-  """(phase, epochs, learning rate) of each training phase."""
-  epochs = int(settings['epochs'])
-  if name != 'resnet50':
-    return [(1, epochs, settings['learning_rate'])]
-  head = min(epochs, max(1, round(epochs *
-                                  settings['resnet_head_epochs_fraction'])))
-  phases = [(1, head, settings['learning_rate'])]
-  if epochs > head:
-    phases.append((2, epochs - head, settings['fine_tune_learning_rate']))
-  return phases
-
-
 def train_architecture(name: str, train: data.Split, evaluation: data.Split,
-                       settings: Dict[str, Any], run_dir: str,
+                       settings: options.TrainingSettings, run_dir: str,
                        weights: Optional[str]):
   """Trains one architecture; returns (Keras model, comparison row)."""
-  batch_size, seed = int(settings['batch_size']), int(settings['seed'])
+  batch_size, seed = settings.batch_size, settings.seed
   steps = data.steps_per_epoch(train, batch_size)
   keras.utils.set_random_seed(seed)
   model = models.build_model(
-      name, int(settings['image_size']), steps, l2=settings['l2'],
-      dropout=settings['dropout'], resnet_weights=weights)
+      name, settings.image_size, steps, l2=settings.l2,
+      dropout=settings.dropout, resnet_weights=weights)
   arch_dir = os.path.join(run_dir, name)
-  checkpoint_dir = os.path.join(arch_dir, 'checkpoints')
+  checkpoint_dir = os.path.join(arch_dir, layout.CHECKPOINTS_DIR)
   os.makedirs(checkpoint_dir, exist_ok=True)
   eval_batches = data.evaluation_batches(evaluation, batch_size)
-  class_weight = data.class_weights(train) if settings['class_weights'] else None
+  class_weight = data.class_weights(train) if settings.class_weights else None
   logging.info('[%s] %d parameters, %d steps/epoch of %d, BatchNorm momentum '
                '%.3f, class weights %s', name, model.count_params(), steps,
                batch_size, models.bn_momentum_for(steps), class_weight)
@@ -164,10 +151,10 @@ def train_architecture(name: str, train: data.Split, evaluation: data.Split,
   rows: List[Dict[str, Any]] = []
   start = time.perf_counter()
   epoch = 0
-  total_epochs = int(settings['epochs'])
-  for phase, epochs, learning_rate in _phases(name, settings):
-    if name == 'resnet50':
-      models.set_fine_tuning(model, phase, pretrained=weights is not None)
+  total_epochs = settings.epochs
+  phases = architectures.get(name).phases(settings)
+  for phase, epochs, learning_rate in phases:
+    if models.prepare_phase(model, name, phase, weights is not None):
       logging.info('[%s] phase %d: %d epochs at learning rate %g, %d '
                    'trainable weights', name, phase, epochs, learning_rate,
                    len(model.trainable_weights))
@@ -182,15 +169,16 @@ def train_architecture(name: str, train: data.Split, evaluation: data.Split,
         callbacks=[
             keras.callbacks.EarlyStopping(
                 monitor='val_auc', mode='max',
-                patience=int(settings['patience']),
+                patience=settings.patience,
                 restore_best_weights=True),
             keras.callbacks.ModelCheckpoint(os.path.join(
                 checkpoint_dir, 'epoch-{epoch:03d}.weights.h5'),
                                             save_weights_only=True),
-            keras.callbacks.TensorBoard(os.path.join(arch_dir, 'tensorboard')),
+            keras.callbacks.TensorBoard(os.path.join(arch_dir,
+                                                     layout.TENSORBOARD_DIR)),
             HistoryRecorder(rows, arch_dir, phase, steps * batch_size),
             progress.ProgressLogger(name, total_epochs, steps, batch_size,
-                                    settings['log_every_seconds'], epoch),
+                                    settings.log_every_seconds, epoch),
         ])
     epoch = rows[-1]['epoch']
   seconds = time.perf_counter() - start
@@ -234,24 +222,24 @@ def _files(patterns) -> List[str]:
 
 
 def train_and_export(train_files: List[str], eval_files: List[str],
-                     settings: Dict[str, Any], run_dir: str,
+                     settings: options.TrainingSettings, run_dir: str,
                      serving_model_dir: str) -> List[Dict[str, Any]]:
   """Trains every selected architecture, exports the best; returns the
   comparison rows."""
-  architectures = list(settings['architectures'])
-  # Fail before any work if ResNet50 weights cannot be had.
-  weights = (resnet_weights.resolve(settings['resnet_weights'])
-             if 'resnet50' in architectures else None)
-  image_size = int(settings['image_size'])
+  # Fail before any work if initial weights cannot be had.
+  weights = (resnet_weights.resolve(settings.resnet_weights)
+             if architectures.needs_weights(settings.architectures) else None)
+  image_size = settings.image_size
   with local_directory(run_dir) as local_run_dir:
-    with open(os.path.join(local_run_dir, 'training_settings.json'), 'w') as f:
-      json.dump(settings, f, indent=1, sort_keys=True)
+    with open(os.path.join(local_run_dir, layout.TRAINING_SETTINGS_FILE),
+              'w') as f:
+      json.dump(settings.to_dict(), f, indent=1, sort_keys=True)
     train = data.load_split(train_files, image_size, 'train')
-    if settings['shuffle_labels']:
-      train = data.permute_labels(train, int(settings['seed']))
+    if settings.shuffle_labels:
+      train = data.permute_labels(train, settings.seed)
     evaluation = data.load_split(eval_files, image_size, 'eval')
     trained, rows = {}, []
-    for name in architectures:
+    for name in settings.architectures:
       model, row = train_architecture(name, train, evaluation, settings,
                                       local_run_dir, weights)
       trained[name] = model
@@ -260,14 +248,14 @@ def train_and_export(train_files: List[str], eval_files: List[str],
     best['selected'] = True
     table = comparison_markdown(rows)
     logging.info('Architecture comparison (validation split):\n%s', table)
-    write_table(os.path.join(local_run_dir, 'comparison'), rows,
+    write_table(os.path.join(local_run_dir, layout.COMPARISON_STEM), rows,
                 COMPARISON_FIELDS)
-    with open(os.path.join(local_run_dir, 'comparison.md'), 'w') as f:
+    with open(layout.comparison_file(local_run_dir, 'md'), 'w') as f:
       f.write(table)
 
   model = trained[best['architecture']]
-  point = operating_point(model, evaluation, int(settings['batch_size']),
-                          float(settings['target_sensitivity']))
+  point = operating_point(model, evaluation, settings.batch_size,
+                          settings.target_sensitivity)
   logging.info('Operating threshold %.4f on the eval split: sensitivity %.3f '
                '(target %.2f), specificity %.3f (%d PNEUMONIA, %d NORMAL).',
                point.threshold, point.sensitivity, point.target_sensitivity,
@@ -276,13 +264,13 @@ def train_and_export(train_files: List[str], eval_files: List[str],
       model, serving_model_dir, image_size, point.threshold,
       info={'architecture': best['architecture'], 'comparison': rows,
             'operating_point': point._asdict(),
-            'training_settings': settings,
+            'training_settings': settings.to_dict(),
             'label_names': list(constants.LABEL_NAMES)})
   # The comparison also lives beside the exported model.
   beside = os.path.dirname(serving_model_dir.rstrip('/'))
-  for ext in ('json', 'csv', 'md'):
-    tf.io.gfile.copy(os.path.join(run_dir, f'comparison.{ext}'),
-                     os.path.join(beside, f'comparison.{ext}'), overwrite=True)
+  for ext in layout.TABLE_EXTENSIONS:
+    tf.io.gfile.copy(layout.comparison_file(run_dir, ext),
+                     layout.comparison_file(beside, ext), overwrite=True)
   logging.info('Exported %s (val_auc %.4f) to %s', best['architecture'],
                best['val_auc'], serving_model_dir)
   return rows
@@ -290,6 +278,7 @@ def train_and_export(train_files: List[str], eval_files: List[str],
 
 def run_fn(fn_args) -> None:
   """TFX Trainer entry point (GenericExecutor)."""
-  settings = config.training_config(**fn_args.custom_config['training'])
+  settings = options.TrainingSettings.from_dict(
+      fn_args.custom_config['training'])
   train_and_export(_files(fn_args.train_files), _files(fn_args.eval_files),
                    settings, fn_args.model_run_dir, fn_args.serving_model_dir)

@@ -2,6 +2,7 @@
 on tiny TFRecords of real kermany-224 images at 32 px."""
 # pylint: disable=protected-access
 import contextlib
+import dataclasses
 import csv
 import glob
 import json
@@ -15,11 +16,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from contract import settings as config
 from contract import layout
 from contract import names as constants
+from contract import options
+from testing import images as shared_images
+from trainer import architectures
 from trainer import data
-from trainer import data_test
 from trainer import models
 from trainer import preprocessing
 from trainer import resnet_weights
@@ -80,8 +82,9 @@ def _train_and_export(root, settings, train_images, eval_images):
   """Runs train_and_export; the TFRecords are moved away as soon as each
   split is loaded, so training must run on the decoded cache alone."""
   result = Run(root, settings, train_images, eval_images)
-  train_files = data_test.write_split(root / 'train', 'train', train_images)
-  eval_files = data_test.write_split(root / 'eval', 'eval', eval_images)
+  train_files = shared_images.write_split(root / 'train', 'train',
+                                          train_images)
+  eval_files = shared_images.write_split(root / 'eval', 'eval', eval_images)
   load_split = data.load_split
 
   def load_then_move(files, image_size, name):
@@ -102,11 +105,11 @@ def _train_and_export(root, settings, train_images, eval_images):
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
-  settings = config.training_config(
+  settings = options.training_settings(
       'quick', image_size=SIZE, epochs=EPOCHS, batch_size=BATCH,
       architectures=ARCHITECTURES, log_every_seconds=0.0)
-  train_images = data_test.real_images(12, 20)
-  eval_images = data_test.real_images(6, 10, offset=20)
+  train_images = shared_images.real_images(12, 20)
+  eval_images = shared_images.real_images(6, 10, offset=20)
   return _train_and_export(tmp_path_factory.mktemp('trained'), settings,
                            train_images, eval_images)
 
@@ -218,9 +221,9 @@ def test_model_info_names_the_selected_architecture(trained):
       info['operating_point']['threshold'], abs=1e-6)
   assert 0.0 < info['threshold'] < 1.0
   assert info['operating_point']['target_sensitivity'] == (
-      trained.settings['target_sensitivity'])
+      trained.settings.target_sensitivity)
   assert info['label_names'] == list(constants.LABEL_NAMES)
-  assert info['training_settings'] == trained.settings
+  assert info['training_settings'] == trained.settings.to_dict()
   assert [r['architecture'] for r in info['comparison']] == ARCHITECTURES
 
 
@@ -258,9 +261,9 @@ def test_exported_model_is_the_best_checkpoint(trained):
 def test_threshold_is_the_operating_point_of_the_best_model(trained,
                                                             tmp_path):
   info = _read_json(trained.serving_dir / layout.MODEL_INFO_FILE)
-  split = data.load_split(data_test.write_split(
+  split = data.load_split(shared_images.write_split(
       tmp_path, 'eval', trained.eval_images), SIZE, 'eval')
-  target = trained.settings['target_sensitivity']
+  target = trained.settings.target_sensitivity
   point = run.operating_point(_best_model(trained), split, BATCH, target)
   assert info['operating_point'] == pytest.approx(point._asdict())
   assert info['threshold'] == point.threshold
@@ -277,7 +280,7 @@ def test_served_sensitivity_is_the_recorded_one_at_every_target(trained,
                                                                  tmp_path):
   # All 48 images: 30 PNEUMONIA scores, each the threshold of one target.
   images = trained.train_images + trained.eval_images
-  split = data.load_split(data_test.write_split(tmp_path, 'eval', images),
+  split = data.load_split(shared_images.write_split(tmp_path, 'eval', images),
                           SIZE, 'eval')
   model = _best_model(trained)
   probability, _ = _serve(trained, [r for r, _ in images])
@@ -292,7 +295,7 @@ def test_served_sensitivity_is_the_recorded_one_at_every_target(trained,
 
 def test_training_settings_are_written(trained):
   assert _read_json(trained.run_dir / 'training_settings.json') == (
-      trained.settings)
+      trained.settings.to_dict())
 
 
 def test_progress_lines_in_the_log(trained):
@@ -311,25 +314,25 @@ def test_progress_lines_in_the_log(trained):
 
 
 def test_phases_of_the_cnns_are_one():
-  settings = config.training_config('quick', epochs=3)
+  settings = options.training_settings('quick', epochs=3)
   for name in ('baseline_cnn', 'improved_cnn'):
-    assert run._phases(name, settings) == [
-        (1, 3, settings['learning_rate'])]
+    assert architectures.get(name).phases(settings) == [
+        (1, 3, settings.learning_rate)]
 
 
 def test_resnet50_phases_head_then_fine_tune():
-  settings = config.training_config('quick', epochs=3)
-  phases = run._phases('resnet50', settings)
-  assert phases == [(1, 1, settings['learning_rate']),
-                    (2, 2, settings['fine_tune_learning_rate'])]
-  assert settings['fine_tune_learning_rate'] < settings['learning_rate']
+  settings = options.training_settings('quick', epochs=3)
+  phases = architectures.get('resnet50').phases(settings)
+  assert phases == [(1, 1, settings.learning_rate),
+                    (2, 2, settings.fine_tune_learning_rate)]
+  assert settings.fine_tune_learning_rate < settings.learning_rate
   assert sum(epochs for _, epochs, _ in phases) == 3
 
 
 @pytest.mark.parametrize('epochs, head', [(1, 1), (2, 1), (6, 2), (30, 10)])
 def test_resnet50_phase_lengths(epochs, head):
-  settings = config.training_config('quick', epochs=epochs)
-  phases = run._phases('resnet50', settings)
+  settings = options.training_settings('quick', epochs=epochs)
+  phases = architectures.get('resnet50').phases(settings)
   assert phases[0][:2] == (1, head)
   assert sum(e for _, e, _ in phases) == epochs
   if epochs == 1:
@@ -340,7 +343,7 @@ def test_resnet50_phase_lengths(epochs, head):
 
 def test_missing_resnet_weights_fail_before_any_decoding(tmp_path):
   missing = tmp_path / 'missing' / resnet_weights.NOTOP_FILE
-  settings = config.training_config(
+  settings = options.training_settings(
       'quick', image_size=SIZE, epochs=1, batch_size=BATCH,
       architectures=['resnet50'], resnet_weights=str(missing))
   absent = [str(tmp_path / 'no-such-train.gz')]
@@ -350,7 +353,7 @@ def test_missing_resnet_weights_fail_before_any_decoding(tmp_path):
                          str(tmp_path / 'model' / 'Format-Serving'))
   assert not (tmp_path / 'run').exists()
   # Without ResNet50 the same call gets as far as reading the files.
-  settings['architectures'] = ['baseline_cnn']
+  settings = dataclasses.replace(settings, architectures=['baseline_cnn'])
   with pytest.raises(tf.errors.NotFoundError):
     run.train_and_export(absent, absent, settings, str(tmp_path / 'run2'),
                          str(tmp_path / 'model2' / 'Format-Serving'))
@@ -367,12 +370,13 @@ def test_files_expands_patterns_and_rejects_no_match(tmp_path):
 
 def test_resnet50_trains_in_two_phases(tmp_path):
   """Random weights (nothing downloaded): head epoch, then fine-tuning."""
-  settings = config.training_config(
+  settings = options.training_settings(
       'quick', image_size=SIZE, epochs=2, batch_size=BATCH,
       architectures=['resnet50'], resnet_weights='none',
       log_every_seconds=1000.0)
-  result = _train_and_export(tmp_path, settings, data_test.real_images(8, 8),
-                             data_test.real_images(4, 4, offset=8))
+  result = _train_and_export(tmp_path, settings,
+                             shared_images.real_images(8, 8),
+                             shared_images.real_images(4, 4, offset=8))
   history = _read_json(result.run_dir / 'resnet50' / 'history.json')
   assert [(h['epoch'], h['phase']) for h in history] == [(1, 1), (2, 2)]
   assert sorted(os.listdir(result.run_dir / 'resnet50' / 'checkpoints')) == [

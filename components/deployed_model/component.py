@@ -3,7 +3,7 @@
 Its output is a Model artifact; `deployed_model_found` says whether a model
 was deployed (the Evaluator then compares against it) or not (first run:
 value thresholds alone). It must see the present, so it is never served from
-cache (pipeline/config.py NEVER_CACHED).
+cache (pipeline/compilation.py NEVER_CACHED).
 """
 from tfx import types
 from tfx.dsl.components.base import base_component

@@ -17,12 +17,10 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils
 from tfx.utils import path_utils
 
+from contract import layout
+
 PUSH_DESTINATION_KEY = 'push_destination'
 MODEL_KEY = 'model'
-# Custom properties of the output Model artifact.
-FOUND = 'deployed_model_found'  # 1 or 0
-VERSION = 'deployed_version'
-PATH = 'deployed_path'
 
 
 def newest_version(base_directory: str) -> Optional[Tuple[str, str]]:
@@ -35,7 +33,7 @@ def newest_version(base_directory: str) -> Optional[Tuple[str, str]]:
     name = name.rstrip('/')
     path = os.path.join(base_directory, name)
     if name.isascii() and name.isdigit() and tf.io.gfile.exists(
-        os.path.join(path, 'saved_model.pb')):
+        os.path.join(path, layout.SAVED_MODEL_FILE)):
       versions.append((int(name), name, path))
   if not versions:
     return None
@@ -44,7 +42,7 @@ def newest_version(base_directory: str) -> Optional[Tuple[str, str]]:
 
 
 def is_found(model_artifact) -> bool:
-  return bool(model_artifact.get_int_custom_property(FOUND))
+  return bool(model_artifact.get_int_custom_property(layout.DEPLOYED_FOUND))
 
 
 class Executor(base_executor.BaseExecutor):
@@ -54,13 +52,13 @@ class Executor(base_executor.BaseExecutor):
     base = exec_properties[PUSH_DESTINATION_KEY]
     found = newest_version(base)
     if found is None:
-      model.set_int_custom_property(FOUND, 0)
+      model.set_int_custom_property(layout.DEPLOYED_FOUND, 0)
       logging.info('No model is deployed under %s: the candidate will be '
                    'judged on value thresholds alone.', base)
       return
     version, path = found
     io_utils.copy_dir(path, path_utils.serving_model_path(model.uri))
-    model.set_int_custom_property(FOUND, 1)
-    model.set_string_custom_property(VERSION, version)
-    model.set_string_custom_property(PATH, path)
+    model.set_int_custom_property(layout.DEPLOYED_FOUND, 1)
+    model.set_string_custom_property(layout.DEPLOYED_VERSION, version)
+    model.set_string_custom_property(layout.DEPLOYED_PATH, path)
     logging.info('Baseline: deployed version %s (%s).', version, path)

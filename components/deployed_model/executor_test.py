@@ -10,6 +10,7 @@ import pytest
 from tfx.types import standard_artifacts
 
 from components.deployed_model import executor
+from contract import layout
 
 
 def _version(base: pathlib.Path, name: str, model: bool = True,
@@ -81,10 +82,10 @@ def test_executor_copies_the_newest_version(tmp_path):
   copy = pathlib.Path(model.uri) / 'Format-Serving'
   assert _digests(copy) == _digests(newest)
   assert 'new' in (copy / 'saved_model.pb').read_text()
-  assert model.get_int_custom_property(executor.FOUND) == 1
+  assert model.get_int_custom_property(layout.DEPLOYED_FOUND) == 1
   assert executor.is_found(model)
-  assert model.get_string_custom_property(executor.VERSION) == '12'
-  assert model.get_string_custom_property(executor.PATH) == str(newest)
+  assert model.get_string_custom_property(layout.DEPLOYED_VERSION) == '12'
+  assert model.get_string_custom_property(layout.DEPLOYED_PATH) == str(newest)
   assert _digests(base) == before  # the served folder is only read
 
 
@@ -94,9 +95,9 @@ def test_executor_with_nothing_deployed(tmp_path, create_base):
   if create_base:
     _version(base, '3', model=False)
   model = _run(base, tmp_path)
-  assert model.get_int_custom_property(executor.FOUND) == 0
+  assert model.get_int_custom_property(layout.DEPLOYED_FOUND) == 0
   assert not executor.is_found(model)
-  assert model.get_string_custom_property(executor.VERSION) == ''
+  assert model.get_string_custom_property(layout.DEPLOYED_VERSION) == ''
   uri = pathlib.Path(model.uri)
   assert not (uri / 'Format-Serving').exists()
   assert not uri.exists() or not any(uri.iterdir())

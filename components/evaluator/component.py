@@ -3,10 +3,10 @@
 Same inputs and outputs as tfx.components.Evaluator; its executor
 (components/evaluator/executor.py) measures at the candidate's stored
 operating threshold and writes the reasons of its decision. The gates
-(min_auc, min_recall, max_auc_drop) are execution parameters of their own,
+(contract.options.Gates) are execution parameters of their own,
 so each may be a RuntimeParameter when compiling for Kubeflow.
 """
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import tensorflow_model_analysis as tfma
 from tfx import types
@@ -19,11 +19,13 @@ from tfx.utils import json_utils
 
 from components.evaluator import executor
 from components.evaluator import eval_config as evaluation
+from contract import options
 
 
 class OperatingPointEvaluatorSpec(specs.EvaluatorSpec):
   PARAMETERS = dict(specs.EvaluatorSpec.PARAMETERS, **{
-      gate: ExecutionParameter(type=float) for gate in evaluation.GATES})
+      field.name: ExecutionParameter(type=options.parameter_type(field))
+      for field in options.runtime_fields(options.Gates)})
 
 
 class OperatingPointEvaluator(base_beam_component.BaseBeamComponent):
@@ -32,18 +34,21 @@ class OperatingPointEvaluator(base_beam_component.BaseBeamComponent):
 
   def __init__(self, examples: types.BaseChannel, model: types.BaseChannel,
                baseline_model: types.BaseChannel, schema: types.BaseChannel,
-               example_splits: List[str], gates: Dict[str, Any]):
+               example_splits: List[str], gates: options.Gates,
+               runtime: Optional[Dict[str, Any]] = None):
     """Args:
       examples, model, baseline_model, schema: as for TFX's Evaluator.
       example_splits: the splits to evaluate on.
-      gates: min_auc, min_recall, max_auc_drop: values or RuntimeParameters.
+      gates: the blessing gates compiled in.
+      runtime: RuntimeParameters (or values) replacing some of the gates.
     """
+    parameters = options.runtime_values(gates)
+    parameters.update(runtime or {})
     super().__init__(spec=OperatingPointEvaluatorSpec(
         examples=examples, model=model, baseline_model=baseline_model,
         schema=schema, example_splits=json_utils.dumps(example_splits),
-        eval_config=evaluation.eval_config(
-            **{gate: 0.0 for gate in evaluation.GATES}),
+        eval_config=evaluation.eval_config(gates),
         fairness_indicator_thresholds=json_utils.dumps(None),
         evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
         blessing=types.Channel(type=standard_artifacts.ModelBlessing),
-        **{gate: gates[gate] for gate in evaluation.GATES}))
+        **parameters))

@@ -16,6 +16,7 @@ import json
 import tensorflow_model_analysis as tfma
 
 from contract import names as constants
+from contract import options
 
 # Replaced at run time by the candidate model's operating threshold.
 OPERATING_THRESHOLD_PLACEHOLDER = 0.5
@@ -50,38 +51,33 @@ def _metric(class_name: str, name: str = None, **config) -> tfma.MetricConfig:
   return metric
 
 
-GATES = ('min_auc', 'min_recall', 'max_auc_drop')
-
-
-def set_gates(config: tfma.EvalConfig, min_auc: float, min_recall: float,
-              max_auc_drop: float) -> None:
+def set_gates(config: tfma.EvalConfig, gates: options.Gates) -> None:
   """(Re)sets the blessing thresholds of an eval config in place.
 
   Blessing looks at the overall slice only: per-subtype slices hold one class
   (AUC undefined there) and are for reading, not gating.
   """
-  gates = {
+  by_metric = {
       'auc': tfma.MetricThreshold(
           value_threshold=tfma.GenericValueThreshold(
-              lower_bound={'value': min_auc}),
+              lower_bound={'value': gates.min_auc}),
           change_threshold=tfma.GenericChangeThreshold(
               direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-              absolute={'value': -max_auc_drop})),
+              absolute={'value': -gates.max_auc_drop})),
       'recall': tfma.MetricThreshold(
           value_threshold=tfma.GenericValueThreshold(
-              lower_bound={'value': min_recall})),
+              lower_bound={'value': gates.min_recall})),
   }
   for spec in config.metrics_specs:
     for metric in spec.metrics:
-      threshold = gates.get(metric_name(metric))
+      threshold = by_metric.get(metric_name(metric))
       if threshold is not None:
         del metric.per_slice_thresholds[:]
         metric.per_slice_thresholds.add(slicing_specs=[tfma.SlicingSpec()],
                                         threshold=threshold)
 
 
-def eval_config(min_auc: float, min_recall: float,
-                max_auc_drop: float) -> tfma.EvalConfig:
+def eval_config(gates: options.Gates) -> tfma.EvalConfig:
   """EvalConfig with slices overall, by subtype and by source channels."""
   metrics = [
       _metric('ExampleCount', 'example_count'),
@@ -106,5 +102,5 @@ def eval_config(min_auc: float, min_recall: float,
       slicing_specs=[tfma.SlicingSpec()] + [
           tfma.SlicingSpec(feature_keys=[key]) for key in SLICE_FEATURES],
       metrics_specs=[tfma.MetricsSpec(metrics=metrics)])
-  set_gates(config, min_auc, min_recall, max_auc_drop)
+  set_gates(config, gates)
   return config

@@ -27,9 +27,9 @@ from tfx.utils import proto_utils
 from components import model_artifacts
 from components.deployed_model import executor as deployed_model
 from components.evaluator import results
+from contract import layout
+from contract import options
 from components.evaluator import eval_config as evaluation
-
-DECISION_FILE = 'blessing_decision.json'
 
 
 def with_operating_threshold(config: tfma.EvalConfig,
@@ -46,13 +46,13 @@ def checks(config: tfma.EvalConfig, metrics: Dict, has_baseline: bool
            ) -> List[Dict[str, Any]]:
   """Every blessing condition with its value and whether it passed."""
   out = []
-  overall = results.OVERALL
+  overall = layout.OVERALL
   for spec in config.metrics_specs:
     for metric in spec.metrics:
       name = evaluation.metric_name(metric)
       for entry in metric.per_slice_thresholds:
         threshold = entry.threshold
-        value = metrics.get((overall, results.CANDIDATE, name))
+        value = metrics.get((overall, layout.CANDIDATE, name))
         if threshold.HasField('value_threshold'):
           bound = threshold.value_threshold.lower_bound.value
           out.append({'metric': name, 'kind': 'value', 'bound': bound,
@@ -60,7 +60,7 @@ def checks(config: tfma.EvalConfig, metrics: Dict, has_baseline: bool
                       'passed': value is not None and value >= bound})
         if threshold.HasField('change_threshold'):
           allowed = threshold.change_threshold.absolute.value
-          baseline = metrics.get((overall, results.BASELINE, name))
+          baseline = metrics.get((overall, layout.BASELINE, name))
           if not has_baseline:
             out.append({'metric': name, 'kind': 'change', 'bound': allowed,
                         'value': value, 'baseline_value': None,
@@ -94,18 +94,19 @@ class Executor(tfx_evaluator.Executor):
       if deployed_model.is_found(artifact):
         baseline_info = {
             'version': artifact.get_string_custom_property(
-                deployed_model.VERSION),
-            'path': artifact.get_string_custom_property(deployed_model.PATH)}
+                layout.DEPLOYED_VERSION),
+            'path': artifact.get_string_custom_property(layout.DEPLOYED_PATH)}
       else:
         del input_dict[specs.BASELINE_MODEL_KEY]
 
     config = tfma.EvalConfig()
     proto_utils.json_to_proto(exec_properties[specs.EVAL_CONFIG_KEY], config)
     config = with_operating_threshold(config, threshold)
-    evaluation.set_gates(config, **{
-        gate: float(exec_properties[gate]) for gate in evaluation.GATES})
+    gate_names = options.runtime_names(options.Gates)
+    evaluation.set_gates(config, options.Gates(**{
+        name: float(exec_properties[name]) for name in gate_names}))
     exec_properties = {key: value for key, value in exec_properties.items()
-                       if key not in evaluation.GATES}
+                       if key not in gate_names}
     exec_properties[specs.EVAL_CONFIG_KEY] = proto_utils.proto_to_json(config)
     logging.info('Evaluating %s at its operating threshold %.4f against %s.',
                  info.get('architecture'), threshold,
@@ -130,7 +131,7 @@ class Executor(tfx_evaluator.Executor):
       logging.warning('Blessing %s but the listed checks say %s; TFMA decides.',
                       decision['blessed'], explained)
     with tf.io.gfile.GFile(os.path.join(evaluation_artifact.uri,
-                                        DECISION_FILE), 'w') as f:
+                                        layout.DECISION_FILE), 'w') as f:
       json.dump(decision, f, indent=1)
     logging.info('Blessing decision: %s. %s', 'BLESSED' if decision['blessed']
                  else 'NOT blessed', '; '.join(

@@ -12,6 +12,8 @@ from tensorflow_model_analysis.metrics import metric_specs
 from components.evaluator import executor
 from components.evaluator import results
 from components.evaluator import eval_config as evaluation
+from contract import layout
+from contract import options
 
 PLACEHOLDER = evaluation.OPERATING_THRESHOLD_PLACEHOLDER
 # Exactly representable in binary, so bounds are met exactly.
@@ -19,8 +21,8 @@ MIN_AUC, MIN_RECALL, MAX_DROP = 0.875, 0.9375, 0.0625
 
 
 def _config() -> tfma.EvalConfig:
-  return evaluation.eval_config(min_auc=MIN_AUC, min_recall=MIN_RECALL,
-                                max_auc_drop=MAX_DROP)
+  return evaluation.eval_config(options.Gates(
+      min_auc=MIN_AUC, min_recall=MIN_RECALL, max_auc_drop=MAX_DROP))
 
 
 def _metrics(config: tfma.EvalConfig) -> dict:
@@ -122,9 +124,10 @@ def test_only_auc_and_recall_gate_and_only_on_the_overall_slice():
 
 def test_set_gates_replaces_the_gates():
   config = _config()
-  evaluation.set_gates(config, min_auc=0.5, min_recall=0.75, max_auc_drop=0.25)
-  evaluation.set_gates(config, min_auc=0.625, min_recall=0.8125,
-                       max_auc_drop=0.125)
+  evaluation.set_gates(config, options.Gates(
+      min_auc=0.5, min_recall=0.75, max_auc_drop=0.25))
+  evaluation.set_gates(config, options.Gates(
+      min_auc=0.625, min_recall=0.8125, max_auc_drop=0.125))
   metrics = _metrics(config)
   assert [len(metrics[n].per_slice_thresholds) for n in ('auc', 'recall')] == [
       1, 1]
@@ -143,15 +146,15 @@ def test_set_gates_replaces_the_gates():
 def _values(auc=None, recall=None, baseline_auc=None, other_slice=None):
   metrics = {}
   if auc is not None:
-    metrics[(results.OVERALL, results.CANDIDATE, 'auc')] = auc
+    metrics[(layout.OVERALL, layout.CANDIDATE, 'auc')] = auc
   if recall is not None:
-    metrics[(results.OVERALL, results.CANDIDATE, 'recall')] = recall
+    metrics[(layout.OVERALL, layout.CANDIDATE, 'recall')] = recall
   if baseline_auc is not None:
-    metrics[(results.OVERALL, results.BASELINE, 'auc')] = baseline_auc
+    metrics[(layout.OVERALL, layout.BASELINE, 'auc')] = baseline_auc
   if other_slice is not None:
     # A bad slice that must not matter: only the overall slice gates.
-    metrics[('subtype=virus', results.CANDIDATE, 'auc')] = other_slice
-    metrics[('subtype=virus', results.CANDIDATE, 'recall')] = other_slice
+    metrics[('subtype=virus', layout.CANDIDATE, 'auc')] = other_slice
+    metrics[('subtype=virus', layout.CANDIDATE, 'recall')] = other_slice
   return metrics
 
 
@@ -234,7 +237,7 @@ def test_checks_use_the_overall_slice_only():
   good_overall = _values(0.99, 0.99, 0.99, other_slice=0.0)
   assert all(c['passed'] for c in executor.checks(_config(), good_overall,
                                                   True))
-  bad_overall = {key: (0.0 if key[0] == results.OVERALL else 0.99)
+  bad_overall = {key: (0.0 if key[0] == layout.OVERALL else 0.99)
                  for key in _values(0.99, 0.99, 0.99, other_slice=0.99)}
   found = _by_kind(executor.checks(_config(), bad_overall, True))
   assert not found[('auc', 'value')]['passed']

@@ -3,8 +3,7 @@ from typing import Dict, Optional, Tuple
 
 import tensorflow_model_analysis as tfma
 
-OVERALL = 'overall'
-CANDIDATE, BASELINE = 'candidate', 'baseline'
+from contract.layout import CANDIDATE, OVERALL
 
 
 def slice_name(slice_key) -> str:

@@ -23,6 +23,7 @@ from tfx.utils import io_utils
 from tfx.utils import proto_utils
 
 from components.deployed_model import executor as deployed_model
+from contract import layout
 
 
 class VersionExistsError(RuntimeError):
@@ -47,14 +48,15 @@ def publish(model_path: str, base_directory: str) -> str:
       raise VersionExistsError(f'{target} exists; not overwriting it')
     io_utils.copy_dir(model_path, target,
                       deny_regex_patterns=[r'saved_model\.pb'])
-    io_utils.copy_file(os.path.join(model_path, 'saved_model.pb'),
-                       os.path.join(target, 'saved_model.pb'))
+    io_utils.copy_file(os.path.join(model_path, layout.SAVED_MODEL_FILE),
+                       os.path.join(target, layout.SAVED_MODEL_FILE))
     return target
   tf.io.gfile.makedirs(base_directory)
-  staging = os.path.join(base_directory, f'.staging-{uuid.uuid4().hex}')
+  staging = os.path.join(base_directory,
+                         layout.STAGING_PREFIX + uuid.uuid4().hex)
   try:
     io_utils.copy_dir(model_path, staging)
-    if not tf.io.gfile.exists(os.path.join(staging, 'saved_model.pb')):
+    if not tf.io.gfile.exists(os.path.join(staging, layout.SAVED_MODEL_FILE)):
       raise FileNotFoundError(f'{model_path} holds no saved_model.pb')
     version = next_version(base_directory)
     target = os.path.join(base_directory, version)

@@ -1,8 +1,9 @@
 """PneumoniaTrainer: TFX's Trainer (dotted run_fn) plus per-run options.
 
-Same inputs, outputs and run_fn contract as tfx.components.Trainer; the
-options in config.RUNTIME_TRAINING_KEYS are execution parameters of their
-own, so each may be a RuntimeParameter when compiling for Kubeflow.
+Same inputs, outputs and run_fn contract as tfx.components.Trainer; every
+runtime option of contract.options.TrainingSettings is an execution
+parameter of its own, so each may be a RuntimeParameter when compiling for
+Kubeflow.
 """
 import json
 from typing import Any, Dict, Optional
@@ -16,17 +17,15 @@ from tfx.types import standard_component_specs as specs
 from tfx.types.component_spec import ExecutionParameter
 
 from components.trainer import executor
+from contract import options
 from contract import settings as config
-
-_TYPES = {'epochs': int, 'image_size': int, 'batch_size': int,
-          'architectures': str, 'resnet_weights': str,
-          'target_sensitivity': float}
 
 
 class PneumoniaTrainerSpec(specs.TrainerSpec):
   PARAMETERS = dict(specs.TrainerSpec.PARAMETERS, **{
-      key: ExecutionParameter(type=_TYPES[key], optional=True)
-      for key in config.RUNTIME_TRAINING_KEYS})
+      field.name: ExecutionParameter(type=options.parameter_type(field),
+                                     optional=True)
+      for field in options.runtime_fields(options.TrainingSettings)})
 
 
 class PneumoniaTrainer(base_component.BaseComponent):
@@ -34,25 +33,27 @@ class PneumoniaTrainer(base_component.BaseComponent):
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
   def __init__(self, examples: types.BaseChannel, schema: types.BaseChannel,
-               training: Dict[str, Any],
+               training: options.TrainingSettings,
                runtime: Optional[Dict[str, Any]] = None):
     """Args:
       examples, schema: as for tfx.components.Trainer.
-      training: config.training_config() settings (compiled in).
-      runtime: per-run values or RuntimeParameters for
-        config.RUNTIME_TRAINING_KEYS; missing keys keep `training`'s value.
+      training: the settings compiled in.
+      runtime: RuntimeParameters (or values) replacing some of `training`'s
+        runtime options; the others carry `training`'s value.
     """
-    runtime = {key: (','.join(value) if isinstance(value, (list, tuple))
-                     else value) for key, value in (runtime or {}).items()}
-    unknown = set(runtime) - set(config.RUNTIME_TRAINING_KEYS)
+    runtime = dict(runtime or {})
+    names = options.runtime_names(options.TrainingSettings)
+    unknown = set(runtime) - set(names)
     if unknown:
       raise ValueError(f'not per-run options: {sorted(unknown)}')
+    parameters = options.runtime_values(training)
+    parameters.update(runtime)
     super().__init__(spec=PneumoniaTrainerSpec(
         examples=examples, schema=schema,
         train_args=trainer_pb2.TrainArgs(splits=['train']),
         eval_args=trainer_pb2.EvalArgs(splits=['eval']),
         run_fn=config.TRAINER_RUN_FN,
-        custom_config=json.dumps({'training': training}),
+        custom_config=json.dumps({'training': training.to_dict()}),
         model=types.Channel(type=standard_artifacts.Model),
         model_run=types.Channel(type=standard_artifacts.ModelRun),
-        **runtime))
+        **parameters))

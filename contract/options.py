@@ -1,0 +1,187 @@
+"""Every setting of a run, declared once: name, type, default, help, group,
+and whether Kubeflow exposes it as a runtime parameter.
+
+A setting is a field of a frozen dataclass (its group): `TrainingSettings`
+(the Trainer) or `Gates` (the Evaluator's blessing). The field's metadata
+says whether it is a command-line option (`cli`) and a per-run parameter
+(`runtime`: an execution parameter of its component, hence a KFP runtime
+parameter). From these declarations are generated:
+  * argparse options (runners/cli.py),
+  * the Trainer's and Evaluator's execution parameters (components/),
+  * the KFP runtime parameters and their types (kubeflow_runner.py).
+Adding an option is one field here plus its use.
+"""
+import dataclasses
+import typing
+from typing import Any, Dict, List, Optional, Tuple, Type
+
+ARCHITECTURES = ('baseline_cnn', 'improved_cnn', 'resnet50')
+
+
+def option(default: Any, help: str, *, runtime: bool = False,  # pylint: disable=redefined-builtin
+           cli: bool = True, metavar: Optional[str] = None) -> Any:
+  """A setting users choose: on the command line, per run if `runtime`."""
+  return dataclasses.field(default=default, metadata={
+      'help': help, 'cli': cli, 'runtime': runtime, 'metavar': metavar})
+
+
+def setting(default: Any, why: str) -> Any:
+  """A setting compiled into the pipeline (changed in code, not per run)."""
+  return option(default, why, cli=False)
+
+
+def _check_positive(settings, *names: str, minimum: int = 1) -> None:
+  for name in names:
+    if int(getattr(settings, name)) < minimum:
+      raise ValueError(f'{name} is too small: {getattr(settings, name)}')
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings:
+  """What the Trainer does. Defaults are the `full` profile."""
+  GROUP = ('training', 'The profile sets defaults; each option overrides it.')
+
+  architectures: Tuple[str, ...] = option(
+      ARCHITECTURES, 'comma-separated, from ' + ','.join(ARCHITECTURES) +
+      '; the best on validation AUC is exported',
+      runtime=True)
+  image_size: int = option(224, 'side of the square model input in pixels',
+                           runtime=True)
+  epochs: int = option(30, 'maximum epochs per architecture (early stopping '
+                       'on validation AUC may stop sooner)', runtime=True)
+  batch_size: int = option(32, 'images per training step', runtime=True)
+  resnet_weights: str = option(
+      'imagenet', 'ResNet50 initial weights: imagenet (from the Keras cache '
+      'or downloaded), a local weights file, or none (random; smoke tests)',
+      runtime=True, metavar='imagenet|PATH|none')
+  # trainer/threshold.py
+  target_sensitivity: float = option(
+      0.95, 'the operating threshold is the highest one reaching this '
+      'sensitivity on the eval split', runtime=True)
+  shuffle_labels: bool = option(
+      False, 'negative control for audits: train on permuted labels (the '
+      'evaluation must then refuse the model)')
+  patience: int = setting(5, 'early-stopping patience, in epochs')
+  learning_rate: float = setting(1e-3, 'Adam learning rate')
+  fine_tune_learning_rate: float = setting(1e-5, 'ResNet50 phase 2')
+  resnet_head_epochs_fraction: float = setting(
+      1 / 3, 'share of `epochs` spent on the ResNet50 head, at least 1')
+  l2: float = setting(1e-4, 'weight decay of improved_cnn')
+  dropout: float = setting(0.3, 'of improved_cnn and the ResNet50 head')
+  class_weights: bool = setting(
+      True, 'weigh classes inversely to their frequency')
+  seed: int = setting(42, 'weights, shuffles and augmentation draws')
+  log_every_seconds: float = setting(30.0, 'progress lines while training')
+  profile: str = setting('full', 'the profile these settings started from')
+
+  def __post_init__(self):
+    names = tuple(self.architectures)
+    object.__setattr__(self, 'architectures', names)
+    bad = [a for a in names if a not in ARCHITECTURES]
+    if bad or not names:
+      raise ValueError(f'unknown architectures {bad}; choose from '
+                       f'{", ".join(ARCHITECTURES)}')
+    _check_positive(self, 'image_size', minimum=32)
+    _check_positive(self, 'epochs', 'batch_size')
+
+  def to_dict(self) -> Dict[str, Any]:
+    """JSON-ready (it travels as the Trainer's custom_config)."""
+    values = dataclasses.asdict(self)
+    values['architectures'] = list(self.architectures)
+    return values
+
+  @classmethod
+  def from_dict(cls, values: Dict[str, Any]) -> 'TrainingSettings':
+    unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+      raise ValueError(f'unknown training settings: {sorted(unknown)}')
+    return cls(**values)
+
+
+# `quick`: small images, few epochs (demos, CI). `full`: the defaults above.
+PROFILES = {
+    'quick': {'image_size': 128, 'epochs': 3, 'patience': 2},
+    'full': {},
+}
+DEFAULT_PROFILE = 'full'
+
+
+def training_settings(profile: str = DEFAULT_PROFILE,
+                      **overrides) -> TrainingSettings:
+  """Defaults, then the profile, then the overrides that are not None."""
+  if profile not in PROFILES:
+    raise ValueError(f'unknown profile {profile!r}; choose from '
+                     f'{sorted(PROFILES)}')
+  values = dict(PROFILES[profile], profile=profile)
+  values.update({k: v for k, v in overrides.items() if v is not None})
+  return TrainingSettings.from_dict(values)
+
+
+@dataclasses.dataclass(frozen=True)
+class Gates:
+  """What it takes to bless a model (components/evaluator)."""
+  GROUP = ('blessing', 'A model is pushed only if it passes all of these on '
+           'the test split.')
+
+  min_auc: float = option(0.90, 'lowest AUC on the test split',
+                          runtime=True)
+  min_recall: float = option(0.90, 'sensitivity at the operating threshold',
+                             runtime=True)
+  max_auc_drop: float = option(
+      0.01, 'largest AUC drop allowed against the deployed model',
+      runtime=True)
+
+
+# --- what the generators read -------------------------------------------------
+GROUPS = (TrainingSettings, Gates)
+
+
+def cli_fields(group: Type) -> List[dataclasses.Field]:
+  return [f for f in dataclasses.fields(group) if f.metadata.get('cli')]
+
+
+def runtime_fields(group: Type) -> List[dataclasses.Field]:
+  return [f for f in dataclasses.fields(group) if f.metadata.get('runtime')]
+
+
+def runtime_names(group: Type) -> Tuple[str, ...]:
+  return tuple(f.name for f in runtime_fields(group))
+
+
+def is_list(field: dataclasses.Field) -> bool:
+  return typing.get_origin(field.type) is tuple
+
+
+def parameter_type(field: dataclasses.Field) -> type:
+  """The type of the field as an execution/runtime parameter (a list
+  travels as comma-separated text)."""
+  return str if is_list(field) else field.type
+
+
+def parse_list(text: str) -> Tuple[str, ...]:
+  return tuple(name.strip() for name in text.split(',') if name.strip())
+
+
+def to_parameter(field: dataclasses.Field, value: Any) -> Any:
+  """A setting's value as the parameter carries it (RuntimeParameters and
+  other placeholders pass through)."""
+  if isinstance(value, (list, tuple)):
+    return ','.join(value)
+  if isinstance(value, (bool, int, float, str)):
+    return parameter_type(field)(value)
+  return value
+
+
+def from_parameter(field: dataclasses.Field, value: Any) -> Any:
+  """A parameter's value as the setting; None when empty (keep default)."""
+  if value is None or value == '':
+    return None
+  if is_list(field) and isinstance(value, str):
+    return parse_list(value)
+  return parameter_type(field)(value)
+
+
+def runtime_values(settings: Any) -> Dict[str, Any]:
+  """{name: parameter value} of a group instance's runtime fields."""
+  return {f.name: to_parameter(f, getattr(settings, f.name))
+          for f in runtime_fields(type(settings))}
