@@ -14,5 +14,5 @@ setuptools.setup(
     packages=setuptools.find_packages(
         include=['contract', 'contract.*', 'components', 'components.*',
                  'trainer', 'trainer.*', 'pipeline', 'pipeline.*']),
-    package_data={'': ['*.pbtxt']},
+    package_data={'': ['*.pbtxt'], 'components.run_report': ['templates/*']},
 )

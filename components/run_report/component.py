@@ -2,7 +2,7 @@
 
 Inputs are what the run produced (all but `examples` optional, so the
 report also works when the run stops after evaluation). It is never served
-from cache: every run gets its report (pipeline/config.py NEVER_CACHED).
+from cache: every run gets its report (pipeline/compilation.py NEVER_CACHED).
 """
 from typing import Optional
 
@@ -15,6 +15,7 @@ from tfx.types.component_spec import ComponentSpec
 from tfx.types.component_spec import ExecutionParameter
 
 from components.run_report import executor
+from components.run_report import reading
 
 
 class RunReportSpec(ComponentSpec):
@@ -23,18 +24,18 @@ class RunReportSpec(ComponentSpec):
       executor.PIPELINE_NAME_KEY: ExecutionParameter(type=str),
   }
   INPUTS = {
-      executor.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
-      executor.MODEL_RUN_KEY: ChannelParameter(
+      reading.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
+      reading.MODEL_RUN_KEY: ChannelParameter(
           type=standard_artifacts.ModelRun, optional=True),
-      executor.MODEL_KEY: ChannelParameter(
+      reading.MODEL_KEY: ChannelParameter(
           type=standard_artifacts.Model, optional=True),
-      executor.EVALUATION_KEY: ChannelParameter(
+      reading.EVALUATION_KEY: ChannelParameter(
           type=standard_artifacts.ModelEvaluation, optional=True),
-      executor.BLESSING_KEY: ChannelParameter(
+      reading.BLESSING_KEY: ChannelParameter(
           type=standard_artifacts.ModelBlessing, optional=True),
-      executor.BASELINE_KEY: ChannelParameter(
+      reading.BASELINE_KEY: ChannelParameter(
           type=standard_artifacts.Model, optional=True),
-      executor.PUSHED_MODEL_KEY: ChannelParameter(
+      reading.PUSHED_MODEL_KEY: ChannelParameter(
           type=standard_artifacts.PushedModel, optional=True),
   }
   OUTPUTS = {}

@@ -19,7 +19,10 @@ from components.evaluator import results
 from components.run_report import executor
 from components.run_report import figures
 from components.run_report import page
-from tests import browser
+from components.run_report import run as run_lib
+from components.run_report import view_ingestion
+from contract import layout
+from testing import browser
 
 THRESHOLD = 0.3125
 BASELINE_VERSION = '1700000000'
@@ -196,15 +199,14 @@ def _data(blessed=True, baseline=True, **overrides):
       'metrics': _metrics(baseline),
       'plots': _plots(),
       'baseline_plots': _plots('baseline') if baseline else None,
-      'baseline': ({'found': True, 'version': BASELINE_VERSION,
-                    'path': BASELINE_PATH} if baseline else {'found': False}),
-      'pushed': ({'pushed': True, 'version': PUSHED_VERSION,
-                  'destination': PUSH_DESTINATION} if blessed
-                 else {'pushed': False}),
+      'baseline': (run_lib.Deployed(True, BASELINE_VERSION, BASELINE_PATH)
+                   if baseline else run_lib.Deployed(False)),
+      'pushed': (run_lib.Pushed(True, PUSHED_VERSION, PUSH_DESTINATION)
+                 if blessed else run_lib.Pushed(False)),
       'problems': [],
   }
   data.update(overrides)
-  return data
+  return run_lib.Run(**data)
 
 
 class _Images(html.parser.HTMLParser):
@@ -329,14 +331,14 @@ def test_first_model_is_judged_on_values_alone(tmp_path):
 
 
 def test_long_lists_are_truncated_with_a_count(tmp_path):
-  data = _data(ingestion=_ingestion(rejected=page.MAX_LISTED + 7,
-                                    duplicates=page.MAX_LISTED + 1))
+  data = _data(ingestion=_ingestion(rejected=view_ingestion.MAX_LISTED + 7,
+                                    duplicates=view_ingestion.MAX_LISTED + 1))
   text, _ = _check_page(page.write_report(data, str(tmp_path)))
-  assert html.escape(f'broken <{page.MAX_LISTED - 1}>') in text
-  assert html.escape(f'broken <{page.MAX_LISTED}>') not in text
+  assert html.escape(f'broken <{view_ingestion.MAX_LISTED - 1}>') in text
+  assert html.escape(f'broken <{view_ingestion.MAX_LISTED}>') not in text
   assert '7 more rejected files' in text
   assert '1 more duplicates' in text
-  assert f'Files rejected: {page.MAX_LISTED + 7}' in text
+  assert f'Files rejected: {view_ingestion.MAX_LISTED + 7}' in text
 
 
 def test_missing_metrics_and_plots_are_said_not_fatal(tmp_path):
@@ -446,11 +448,11 @@ def _run(inputs, reports_dir):
   executor.Executor().Do(inputs, {}, {
       executor.REPORTS_DIR_KEY: str(reports_dir),
       executor.PIPELINE_NAME_KEY: 'pneumonia'})
-  latest = os.path.join(str(reports_dir), executor.LATEST)
+  latest = os.path.join(str(reports_dir), layout.LATEST_REPORT)
   assert os.path.islink(latest)
   target = os.readlink(latest)
   assert not os.path.isabs(target) and '/' not in target, target
-  return os.path.join(str(reports_dir), target, page.REPORT_FILE)
+  return os.path.join(str(reports_dir), target, layout.REPORT_FILE)
 
 
 def test_executor_reads_the_artifacts_and_points_latest(tmp_path, fake_tfma,
