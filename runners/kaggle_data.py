@@ -23,9 +23,8 @@ import logging
 import os
 import shutil
 import sys
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, List, Optional
 
-from components.image_example_gen import naming
 from components.image_example_gen import walk
 from contract import settings as config
 from contract import names as constants
@@ -45,27 +44,6 @@ _describe = kaggle_credentials.describe
 
 
 # --- finding images -----------------------------------------------------------
-
-
-def _iter_images(data_dir: str) -> Iterator[str]:
-  """Paths of image files under data_dir, as ingestion would see them.
-
-  Hidden folders (our download and staging folders among them), folders
-  starting with ``__`` (archive junk such as __MACOSX) and hidden files (such
-  as AppleDouble ``._x.jpeg``) are skipped. Symlinked folders are followed, each
-  real folder once.
-  """
-  seen = set()
-  for root, dirs, files in os.walk(data_dir, followlinks=True):
-    real = os.path.realpath(root)
-    if real in seen:
-      dirs[:] = []
-      continue
-    seen.add(real)
-    dirs[:] = [d for d in dirs if not naming.is_ignored_folder(d)]
-    for name in files:
-      if naming.is_image_name(name):
-        yield os.path.join(root, name)
 
 
 def has_images(data_dir: str) -> bool:
@@ -90,7 +68,9 @@ def has_images(data_dir: str) -> bool:
 
 
 def _count_images(data_dir: str) -> int:
-  return sum(1 for _ in _iter_images(data_dir))
+  """How many images ingestion would take from data_dir (the same walk)."""
+  return sum(1 for entry in walk.walk_tree(data_dir)
+             if entry.kind == walk.CANDIDATE)
 
 
 # --- installing the archive ---------------------------------------------------

@@ -172,10 +172,13 @@ def test_fake_has_the_installed_kaggle_signature():
 
 
 @pytest.mark.parametrize('name, expected', [
-    ('x.jpeg', True),
-    ('a/b/c/d/x.jpeg', True),
+    # Outside a NORMAL/PNEUMONIA folder: ingestion ignores them (issue 9).
+    ('x.jpeg', False),
+    ('a/b/c/d/x.jpeg', False),
+    ('a/b/PNEUMONIA/c/d/x.jpeg', True),
     ('chest_xray/train/NORMAL/X.JPG', True),
-    ('deep/y.Png', True),
+    ('deep/y.Png', False),
+    ('deep/normal/y.Png', True),
     ('notes.txt', False),
     ('x.jpeg.zip', False),
     ('.kaggle_staging/chest_xray/train/NORMAL/x.jpeg', False),

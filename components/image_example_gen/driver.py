@@ -2,9 +2,10 @@
 
 TFX's file-based driver fingerprints only the files its split glob matches
 at one level, so images added deep inside the tree would not change the
-fingerprint and a re-run would be served from cache. This driver walks the
-tree recursively (names, sizes and mtimes), so new, removed, renamed or
-changed images make ingestion run again; unchanged inputs stay cached.
+fingerprint and a re-run would be served from cache. This driver fingerprints
+every file of the executor's own walk (`walk.walk_tree`: names, sizes and
+mtimes), so new, removed, renamed or changed images make ingestion run again;
+unchanged inputs, and changes inside pruned folders, stay cached.
 """
 import hashlib
 import os
@@ -14,7 +15,7 @@ import tensorflow as tf
 from tfx.components.example_gen import driver
 from tfx.components.example_gen import input_processor
 
-from components.image_example_gen import naming
+from components.image_example_gen import walk
 
 
 def _stat(path: str):
@@ -28,19 +29,17 @@ def _stat(path: str):
 
 
 def tree_fingerprint(input_base: str) -> str:
-  """Order-independent fingerprint of every file below input_base."""
+  """Order-independent fingerprint of every file the ingestion walk sees."""
   digest = hashlib.sha256()
   num_files = total_bytes = 0
   entries = []
-  for root, dirs, files in tf.io.gfile.walk(input_base, topdown=True):
-    dirs[:] = [d for d in dirs if not naming.is_ignored_folder(d.rstrip('/'))]
-    for name in files:
-      path = os.path.join(root, name)
-      size, mtime_ns = _stat(path)
-      entries.append(f'{os.path.relpath(path, input_base)}\0{size}\0'
-                     f'{mtime_ns}')
-      num_files += 1
-      total_bytes += size
+  for entry in walk.walk_tree(input_base):
+    if entry.kind == walk.PRUNED_FOLDER:
+      continue
+    size, mtime_ns = _stat(entry.path)
+    entries.append(f'{entry.rel_path}\0{size}\0{mtime_ns}')
+    num_files += 1
+    total_bytes += size
   for entry in sorted(entries):
     digest.update(entry.encode())
     digest.update(b'\n')

@@ -22,13 +22,18 @@ import tensorflow as tf
 from tfx.types import artifact_utils
 
 from components.image_example_gen import component
-from components.image_example_gen import executor
-from components.image_example_gen import naming_test
+from components.image_example_gen import dedup
+from components.image_example_gen import encoding
+from components.image_example_gen import ingest
+from components.image_example_gen import ingestion_report
+from components.image_example_gen import inspection
+from components.image_example_gen import walk
 from contract import names as constants
+from testing import images
 
 N_TRAIN = 'chest_xray/train/NORMAL/'
 P_TRAIN = 'chest_xray/train/PNEUMONIA/'
-ORIGINALS = os.path.join(naming_test.DATA_ROOT, 'kermany-original-sample')
+ORIGINALS = os.path.join(images.DATA_ROOT, 'kermany-original-sample')
 
 _seeds = itertools.count(1)
 
@@ -54,10 +59,10 @@ def _sha(raw: bytes) -> str:
 
 
 def _candidate(root: pathlib.Path, rel_path: str, label: int,
-               raw: Optional[bytes] = None) -> executor.Candidate:
+               raw: Optional[bytes] = None) -> walk.Candidate:
   if raw is not None:
     _write(root, rel_path, raw)
-  return executor.Candidate(str(root / rel_path), rel_path, label)
+  return walk.Candidate(str(root / rel_path), rel_path, label)
 
 
 def _example_row(example: tf.train.Example) -> Tuple:
@@ -214,7 +219,7 @@ def planted(tmp_path_factory) -> Plan:
 # --- list_images --------------------------------------------------------------
 
 def test_list_images_on_planted_tree(planted):
-  candidates, ignored = executor.list_images(str(planted.root))
+  candidates, ignored = walk.list_images(str(planted.root))
   listed = {c.rel_path: c.label for c in candidates}
   expected = {path: values[0] for path, values in planted.kept.items()}
   for dup in planted.duplicates:
@@ -241,7 +246,7 @@ def test_list_images_labels_come_from_nearest_ancestor(tmp_path):
   _write(tmp_path, 'PNEUMONIA/x/normal/IM-0001-0001.jpeg', raw)
   _write(tmp_path, 'normal/y/Pneumonia/z/w/person1_virus_1.png', raw)
   _write(tmp_path, 'a/b/c/d/e/NORMAL/IM-0002-0001.jpeg', raw)
-  candidates, ignored = executor.list_images(str(tmp_path))
+  candidates, ignored = walk.list_images(str(tmp_path))
   assert sorted((c.rel_path, c.label) for c in candidates) == [
       ('PNEUMONIA/x/normal/IM-0001-0001.jpeg', 0),
       ('a/b/c/d/e/NORMAL/IM-0002-0001.jpeg', 0),
@@ -257,7 +262,7 @@ def test_list_images_prunes_hidden_and_archive_folders(tmp_path):
   _write(tmp_path, '.git/NORMAL/IM-0003-0001.jpeg', raw)
   _write(tmp_path, 'NORMAL/__pycache__/IM-0004-0001.jpeg', raw)
   _write(tmp_path, 'NORMAL/IM-0005-0001.jpeg', raw)
-  candidates, ignored = executor.list_images(str(tmp_path))
+  candidates, ignored = walk.list_images(str(tmp_path))
   assert [c.rel_path for c in candidates] == ['NORMAL/IM-0005-0001.jpeg']
   assert sorted(ignored) == ['.git/', 'NORMAL/.thumbs/', 'NORMAL/__pycache__/',
                              '__MACOSX/']
@@ -270,7 +275,7 @@ def test_list_images_ignores_files_outside_label_folders(tmp_path):
   _write(tmp_path, 'NORMAL2/IM-0003-0001.jpeg', raw)
   _write(tmp_path, 'NORMAL/IM-0004-0001.bmp', raw)
   _write(tmp_path, 'NORMAL/IM-0004-0001.jpeg.txt', raw)
-  candidates, ignored = executor.list_images(str(tmp_path))
+  candidates, ignored = walk.list_images(str(tmp_path))
   assert candidates == []
   assert sorted(ignored) == ['IM-0001-0001.jpeg', 'NORMAL/IM-0004-0001.bmp',
                              'NORMAL/IM-0004-0001.jpeg.txt',
@@ -280,7 +285,7 @@ def test_list_images_ignores_files_outside_label_folders(tmp_path):
 
 def test_list_images_of_a_missing_folder_raises(tmp_path):
   with pytest.raises(FileNotFoundError, match='does not exist'):
-    executor.list_images(str(tmp_path / 'nope'))
+    walk.list_images(str(tmp_path / 'nope'))
 
 
 # --- inspect_image ------------------------------------------------------------
@@ -288,15 +293,15 @@ def test_list_images_of_a_missing_folder_raises(tmp_path):
 def test_inspect_good_grayscale_jpeg(tmp_path):
   raw = _encode((12, 10, 1))
   candidate = _candidate(tmp_path, N_TRAIN + 'IM-0001-0001-0002.jpeg', 0, raw)
-  inspected = executor.inspect_image(candidate)
-  assert inspected == executor.Inspected(candidate, _sha(raw), None, 'IM-0001',
-                                         'normal', 12, 10, 1)
+  inspected = inspection.inspect_image(candidate)
+  assert inspected == inspection.Inspected(candidate, _sha(raw), None,
+                                           'IM-0001', 'normal', 12, 10, 1)
 
 
 def test_inspect_good_rgb_png(tmp_path):
   raw = _encode((7, 9, 3), 'png')
   candidate = _candidate(tmp_path, P_TRAIN + 'person5_virus_2.png', 1, raw)
-  inspected = executor.inspect_image(candidate)
+  inspected = inspection.inspect_image(candidate)
   assert inspected.error is None
   assert (inspected.patient_id, inspected.subtype) == ('person5', 'virus')
   assert (inspected.height, inspected.width, inspected.channels) == (7, 9, 3)
@@ -304,10 +309,10 @@ def test_inspect_good_rgb_png(tmp_path):
 
 
 def test_inspect_grayscale_png_and_rgb_jpeg(tmp_path):
-  gray = executor.inspect_image(_candidate(
+  gray = inspection.inspect_image(_candidate(
       tmp_path, 'NORMAL/NORMAL2-IM-1427-0001.png', 0,
       _encode((5, 6, 1), 'png')))
-  rgb = executor.inspect_image(_candidate(
+  rgb = inspection.inspect_image(_candidate(
       tmp_path, 'PNEUMONIA/person1_bacteria_1.jpeg', 1, _encode((6, 5, 3))))
   assert (gray.error, gray.patient_id, gray.height, gray.width,
           gray.channels) == (None, 'NORMAL2-IM-1427', 5, 6, 1)
@@ -319,7 +324,7 @@ def test_inspect_truncated_jpeg(tmp_path):
   raw = _encode((32, 32, 1))
   candidate = _candidate(tmp_path, P_TRAIN + 'person1_virus_1.jpeg', 1,
                          raw[:len(raw) // 2])
-  inspected = executor.inspect_image(candidate)
+  inspected = inspection.inspect_image(candidate)
   assert inspected.error.startswith('not a decodable image: ')
   assert 'function_node' not in inspected.error  # TF noise is cleaned up
   assert inspected.sha256 == _sha(raw[:len(raw) // 2])
@@ -329,7 +334,7 @@ def test_inspect_truncated_jpeg(tmp_path):
 
 def test_inspect_empty_file(tmp_path):
   candidate = _candidate(tmp_path, N_TRAIN + 'IM-0001-0001.jpeg', 0, b'')
-  inspected = executor.inspect_image(candidate)
+  inspected = inspection.inspect_image(candidate)
   assert inspected.error == 'empty file'
   assert inspected.sha256 == _sha(b'')
 
@@ -337,7 +342,7 @@ def test_inspect_empty_file(tmp_path):
 def test_inspect_text_file_named_jpeg(tmp_path):
   candidate = _candidate(tmp_path, N_TRAIN + 'IM-0001-0001.jpeg', 0,
                          b'hello, I am not a JPEG\n')
-  inspected = executor.inspect_image(candidate)
+  inspected = inspection.inspect_image(candidate)
   assert inspected.error.startswith('not a decodable image: ')
   assert inspected.height == 0
 
@@ -345,7 +350,7 @@ def test_inspect_text_file_named_jpeg(tmp_path):
 def test_inspect_unknown_file_name(tmp_path):
   raw = _encode()
   candidate = _candidate(tmp_path, P_TRAIN + 'scan_17.jpeg', 1, raw)
-  inspected = executor.inspect_image(candidate)
+  inspected = inspection.inspect_image(candidate)
   assert inspected.error is None
   assert 'scan_17.jpeg' in inspected.name_error
   assert 'matches no known patient form' in inspected.name_error
@@ -356,7 +361,7 @@ def test_inspect_unknown_file_name(tmp_path):
 def test_inspect_bacteria_name_in_normal_folder(tmp_path):
   candidate = _candidate(tmp_path, N_TRAIN + 'person3_bacteria_7.jpeg', 0,
                          _encode())
-  inspected = executor.inspect_image(candidate)
+  inspected = inspection.inspect_image(candidate)
   assert inspected.name_error == (
       "name says 'bacteria' but folder says NORMAL")
   assert inspected.height == 0
@@ -364,15 +369,15 @@ def test_inspect_bacteria_name_in_normal_folder(tmp_path):
 
 def test_inspect_normal_name_in_pneumonia_folder(tmp_path):
   candidate = _candidate(tmp_path, P_TRAIN + 'IM-0001-0001.jpeg', 1, _encode())
-  inspected = executor.inspect_image(candidate)
+  inspected = inspection.inspect_image(candidate)
   assert inspected.name_error == (
       "name says 'normal' but folder says PNEUMONIA")
 
 
 def test_inspect_unreadable_file(tmp_path):
-  candidate = executor.Candidate(str(tmp_path / 'NORMAL/IM-0001-0001.jpeg'),
-                                 'NORMAL/IM-0001-0001.jpeg', 0)
-  inspected = executor.inspect_image(candidate)
+  candidate = walk.Candidate(str(tmp_path / 'NORMAL/IM-0001-0001.jpeg'),
+                             'NORMAL/IM-0001-0001.jpeg', 0)
+  inspected = inspection.inspect_image(candidate)
   assert inspected.sha256 == ''
   assert inspected.error.startswith('unreadable: ')
 
@@ -384,11 +389,11 @@ def test_inspect_unreadable_file(tmp_path):
 ])
 def test_inspect_real_originals_match_manifest(rel_path):
   manifest = os.path.join(ORIGINALS, 'MANIFEST.csv')
-  naming_test.require_data(manifest)
+  images.require_data(manifest)
   with open(manifest, newline='') as f:
     row = {r['path']: r for r in csv.DictReader(f)}[rel_path]
   label = constants.LABEL_NAMES.index(row['label'])
-  inspected = executor.inspect_image(executor.Candidate(
+  inspected = inspection.inspect_image(walk.Candidate(
       os.path.join(ORIGINALS, rel_path), rel_path, label))
   assert inspected.error is None
   assert inspected.sha256 == row['sha256']
@@ -400,15 +405,15 @@ def test_inspect_real_originals_match_manifest(rel_path):
 # --- resolve_duplicates -------------------------------------------------------
 
 def _inspected(rel_path, label, sha='a' * 64, error=None, name_error=None):
-  return executor.Inspected(executor.Candidate('/data/' + rel_path, rel_path,
-                                               label), sha, error,
-                            'person1', 'bacteria', 4, 4, 1, name_error)
+  return inspection.Inspected(walk.Candidate('/data/' + rel_path, rel_path,
+                                             label), sha, error,
+                              'person1', 'bacteria', 4, 4, 1, name_error)
 
 
 def _resolve(sha, items):
   """(kept rel_paths, duplicates, rejected) of one sha256 group."""
   kept, duplicates, rejected = [], [], []
-  for out in executor.resolve_duplicates((sha, iter(items))):
+  for out in dedup.resolve_duplicates((sha, iter(items))):
     if isinstance(out, beam.pvalue.TaggedOutput):
       {'duplicate': duplicates, 'rejected': rejected}[out.tag].append(
           out.value)
@@ -495,13 +500,13 @@ def test_badly_named_copy_does_not_reject_the_good_original():
 def test_real_duplicate_pair_is_kept_once(tmp_path):
   # person1619_bacteria_4267/4268 are byte-identical in the real dataset.
   folder = os.path.join(ORIGINALS, 'chest_xray', 'train', 'PNEUMONIA')
-  naming_test.require_data(folder)
+  images.require_data(folder)
   names = ['person1619_bacteria_4267.jpeg', 'person1619_bacteria_4268.jpeg']
   for name in names:
     (tmp_path / 'PNEUMONIA').mkdir(exist_ok=True)
     shutil.copyfile(os.path.join(folder, name), tmp_path / 'PNEUMONIA' / name)
-  candidates, _ = executor.list_images(str(tmp_path))
-  inspected = [executor.inspect_image(c) for c in candidates]
+  candidates, _ = walk.list_images(str(tmp_path))
+  inspected = [inspection.inspect_image(c) for c in candidates]
   assert len({i.sha256 for i in inspected}) == 1
   kept, duplicates, rejected = _resolve(inspected[0].sha256, inspected)
   assert kept == ['PNEUMONIA/person1619_bacteria_4267.jpeg']
@@ -515,11 +520,11 @@ def test_real_duplicate_pair_is_kept_once(tmp_path):
 
 def test_to_example_holds_metadata_and_attach_image_the_bytes(tmp_path):
   raw = _encode((6, 8, 3), 'png')
-  inspected = executor.inspect_image(
+  inspected = inspection.inspect_image(
       _candidate(tmp_path, 'x/PNEUMONIA/person42_virus_7 (1).png', 1, raw))
-  example = executor.to_example(inspected)
+  example = encoding.to_example(inspected)
   assert constants.IMAGE_KEY not in example.features.feature
-  example = executor.attach_image(example, str(tmp_path))
+  example = encoding.attach_image(example, str(tmp_path))
   assert set(example.features.feature) == {
       constants.IMAGE_KEY, constants.LABEL_KEY, constants.PATIENT_ID_KEY,
       constants.SUBTYPE_KEY, constants.SOURCE_PATH_KEY, constants.SHA256_KEY,
@@ -532,11 +537,11 @@ def test_to_example_holds_metadata_and_attach_image_the_bytes(tmp_path):
 
 def test_attach_image_refuses_a_file_changed_since_inspection(tmp_path):
   rel_path = 'PNEUMONIA/person42_virus_7.png'
-  inspected = executor.inspect_image(
+  inspected = inspection.inspect_image(
       _candidate(tmp_path, rel_path, 1, _encode((6, 8, 3), 'png')))
   (tmp_path / rel_path).write_bytes(_encode((6, 8, 1), 'png'))
-  with pytest.raises(executor.ImageChangedError, match='person42_virus_7'):
-    executor.attach_image(executor.to_example(inspected), str(tmp_path))
+  with pytest.raises(encoding.ImageChangedError, match='person42_virus_7'):
+    encoding.attach_image(encoding.to_example(inspected), str(tmp_path))
 
 
 def test_build_report_and_summarize():
@@ -547,7 +552,7 @@ def test_build_report_and_summarize():
                 {'path': 'a2', 'duplicate_of': 'a'}]
   rejected = [{'path': 'r', 'reason': 'empty file'}]
   ignored = [f'junk/{i:03d}.txt' for i in range(60)][::-1]
-  report = executor.build_report(keys, duplicates, rejected, ignored)
+  report = ingestion_report.build_report(keys, duplicates, rejected, ignored)
   assert report['counts'] == {
       'train': {'NORMAL': 1, 'PNEUMONIA': 2, 'total': 3},
       'eval': {'NORMAL': 1, 'PNEUMONIA': 0, 'total': 1},
@@ -560,24 +565,25 @@ def test_build_report_and_summarize():
   assert report['ignored']['count'] == 60
   assert report['ignored']['paths'] == sorted(ignored)[:50]
   json.dumps(report)  # the report is written as JSON
-  assert executor.summarize(report) == (
+  assert ingestion_report.summarize(report) == (
       'Ingested 5 images: train 3 (1 NORMAL, 2 PNEUMONIA); '
       'eval 1 (1 NORMAL, 0 PNEUMONIA); test 1 (0 NORMAL, 1 PNEUMONIA); '
       '2 duplicates dropped, 1 files rejected, 60 entries ignored.')
 
 
 def test_build_report_of_nothing():
-  report = executor.build_report([], [], [], [])
+  report = ingestion_report.build_report([], [], [], [])
   assert report['counts'] == {
       split: {'NORMAL': 0, 'PNEUMONIA': 0, 'total': 0}
       for split in ('train', 'eval', 'test', 'all')}
   assert report['patients'] == {}
   assert report['ignored'] == {'count': 0, 'paths': []}
-  assert executor.summarize(report).startswith('Ingested 0 images: train 0 ')
+  assert ingestion_report.summarize(report).startswith(
+      'Ingested 0 images: train 0 ')
 
 
 def test_report_path():
-  assert executor.report_path('/out/Examples/7') == (
+  assert ingestion_report.report_path('/out/Examples/7') == (
       '/out/Examples/7/ingestion_report.json')
 
 
@@ -608,8 +614,8 @@ def _reasons_match(expected: Dict[str, str]):
 
 def test_ingest_images_beam_graph(planted):
   with beam.Pipeline() as p:
-    ingested = executor.ingest_images(p, str(planted.root))
-    with_images = ingested.examples | beam.Map(executor.attach_image,
+    ingested = ingest.ingest_images(p, str(planted.root))
+    with_images = ingested.examples | beam.Map(encoding.attach_image,
                                                str(planted.root))
     beam_util.assert_that(with_images | beam.Map(_example_row),
                           beam_util.equal_to(planted.rows()),
@@ -652,7 +658,7 @@ def test_executor_do(planted, tmp_path):
   # This planted tree hashes patients into all three splits.
   assert all(rows.values()), {s: len(r) for s, r in rows.items()}
 
-  with open(executor.report_path(examples.uri)) as f:
+  with open(ingestion_report.report_path(examples.uri)) as f:
     report = json.load(f)
   for split, split_rows in rows.items():
     labels = collections.Counter(constants.LABEL_NAMES[r[1]]
@@ -672,7 +678,7 @@ def test_executor_do(planted, tmp_path):
                                'paths': sorted(planted.ignored)}
 
   summary = examples.get_string_custom_property('ingestion_summary')
-  assert summary == executor.summarize(report)
+  assert summary == ingestion_report.summarize(report)
   assert summary.startswith('Ingested 30 images: train ')
   assert summary.endswith('3 duplicates dropped, 7 files rejected, '
                           '7 entries ignored.')

@@ -5,19 +5,12 @@ import os
 import pytest
 
 from components.image_example_gen import naming
-from tests import support
+from testing.images import DATA_ROOT
+from testing.images import require_data
 
-# The images are read in place, never copied (tests/support.py finds them).
-DATA_ROOT = str(support.SHARED_DATA)
 MANIFEST = os.path.join(DATA_ROOT, 'kermany-original-sample', 'MANIFEST.csv')
 KERMANY_224_TRAIN = os.path.join(DATA_ROOT, 'kermany-224', 'chest_xray',
                                  'train')
-
-
-def require_data(path: str) -> None:
-  """Skips (or, on CI, fails) when a real-data path under DATA_ROOT is
-  missing."""
-  support.require_shared_data(os.path.relpath(path, DATA_ROOT))
 
 
 @pytest.mark.parametrize('file_name, patient_id, subtype', [

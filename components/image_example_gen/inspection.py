@@ -1,0 +1,78 @@
+"""What ingestion learns about one image file, without keeping its pixels.
+
+Each candidate is read, hashed, named and decoded with the decoder training
+and serving use, so whatever passes here trains. A bad file becomes an
+`Inspected` with a reason, never an exception: one file must not stop a run.
+"""
+import hashlib
+import re
+from typing import NamedTuple, Optional, Tuple
+
+import tensorflow as tf
+
+from components.image_example_gen import naming
+from components.image_example_gen.walk import Candidate
+from contract import names as constants
+
+
+class Inspected(NamedTuple):
+  """What ingestion learned about one file (no pixels, no bytes)."""
+  candidate: Candidate
+  sha256: str
+  error: Optional[str] = None  # bytes unreadable or undecodable; None if ok
+  patient_id: str = ''
+  subtype: str = ''
+  height: int = 0
+  width: int = 0
+  channels: int = 0
+  name_error: Optional[str] = None  # this file's name or folder is unusable
+
+
+def _tf_error_text(error: Exception) -> str:
+  """The first line of a TF error, without its op and graph noise."""
+  text = getattr(error, 'message', None) or str(error)
+  text = re.sub(r'\{\{[^}]*\}\}\s*', '', text)
+  text = re.sub(r'\s*\[Op:\w+\]', '', text)
+  return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def decode_shape(raw: bytes) -> Tuple[int, int, int]:
+  """(height, width, channels) of an encoded image; raises if undecodable.
+
+  Uses the decoder training and serving use, so whatever passes here trains.
+  """
+  if not raw:
+    raise ValueError('empty file')
+  try:
+    image = tf.io.decode_image(raw, expand_animations=False)
+  except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
+    raise ValueError(f'not a decodable image: {_tf_error_text(e)}') from None
+  height, width, channels = (int(d) for d in image.shape)
+  if not height or not width:
+    raise ValueError('image has no pixels')
+  return height, width, channels
+
+
+def inspect_image(candidate: Candidate) -> Inspected:
+  """Reads, hashes, names and decodes one file; never raises for bad input."""
+  try:
+    with tf.io.gfile.GFile(candidate.path, 'rb') as f:
+      raw = f.read()
+  except (OSError, tf.errors.OpError) as e:
+    return Inspected(candidate, '', f'unreadable: {_tf_error_text(e)}')
+  sha = hashlib.sha256(raw).hexdigest()
+  try:
+    parsed = naming.parse_file_name(candidate.rel_path)
+  except naming.UnknownNameError as e:
+    return Inspected(candidate, sha, name_error=str(e))
+  if (candidate.label == constants.NORMAL) != (parsed.subtype == 'normal'):
+    return Inspected(
+        candidate, sha, name_error=(
+            f'name says {parsed.subtype!r} but folder says '
+            f'{constants.LABEL_NAMES[candidate.label]}'))
+  try:
+    height, width, channels = decode_shape(raw)
+  except ValueError as e:
+    return Inspected(candidate, sha, str(e), parsed.patient_id, parsed.subtype)
+  return Inspected(candidate, sha, None, parsed.patient_id, parsed.subtype,
+                   height, width, channels)
