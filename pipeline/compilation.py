@@ -12,6 +12,8 @@ import tempfile
 from typing import Any, Dict, Iterable, Set
 
 from tfx import v1 as tfx
+from tfx.dsl.compiler import compiler
+from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as kfv2
 
 from components.deployed_model.component import DeployedModel
 from components.image_example_gen.component import ImageExampleGen
@@ -35,7 +37,6 @@ def node_ids(pipeline: tfx.dsl.Pipeline, classes: Iterable[type]) -> Set[str]:
 
 def compile_for_local(pipeline: tfx.dsl.Pipeline):
   """Pipeline IR for the LocalDagRunner; NEVER_CACHED nodes skip the cache."""
-  from tfx.dsl.compiler import compiler  # pylint: disable=g-import-not-at-top
   ir = compiler.Compiler().compile(pipeline)
   never = node_ids(pipeline, NEVER_CACHED)
   for node in ir.nodes:
@@ -51,7 +52,6 @@ def compile_for_kubeflow(
   """The KFP v2 PipelineSpec (dict), ready for open-source KFP: no resolver
   task, KFP_NEVER_CACHED nodes' caching off, the runtime `parameters`
   declared with their types and defaults."""
-  from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as kfv2  # pylint: disable=g-import-not-at-top
   with tempfile.TemporaryDirectory() as tmp:
     runner = kfv2.KubeflowV2DagRunner(
         config=kfv2.KubeflowV2DagRunnerConfig(default_image=image),
