@@ -38,6 +38,18 @@ CANDIDATE, BASELINE = 'candidate', 'baseline'
 # ModelBlessing custom property (1 or 0), set by TFX's Evaluator.
 BLESSED = 'blessed'
 
+# --- an external cohort -----------------------------------------------------
+# Examples custom property: 1, or 0 when its data root was empty (Kubeflow
+# compiles the branch in; an empty runtime value means "no external cohort").
+COHORT_PRESENT = 'cohort_present'
+# In the external ingestion report: images also in the main data, dropped.
+IN_MAIN_DATA = 'in_main_data'
+# Inside the evaluation artifact: TFMA's output for the external cohort (the
+# internal test split's stays at the artifact's root, as TFX writes it).
+EXTERNAL_EVALUATION_DIR = 'external'
+# The `cohort` of each check in DECISION_FILE.
+COHORT_INTERNAL, COHORT_EXTERNAL = 'internal', 'external'
+
 # --- the push destination (TF Serving's model base path) -------------------
 # Versions are numeric folders; a push is copied into a hidden staging
 # folder first (TF Serving ignores non-numeric names).

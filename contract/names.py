@@ -24,6 +24,9 @@ IMAGE_EXTENSIONS = ('.jpeg', '.jpg', '.png')
 # Output splits and their share (hash buckets out of 10), split by patient.
 SPLITS = (('train', 7), ('eval', 2), ('test', 1))
 SPLIT_NAMES = tuple(name for name, _ in SPLITS)
+# An external cohort (another site or period) is never split: all of it is
+# one split of its own Examples artifact, evaluated, never trained on.
+EXTERNAL_SPLIT = 'external'
 
 # --- exported model contract --------------------------------------------------
 SERVING_SIGNATURE = 'serving_default'

@@ -121,14 +121,20 @@ def training_settings(profile: str = DEFAULT_PROFILE,
 class Gates:
   """What it takes to bless a model (components/evaluator)."""
   GROUP = ('blessing', 'A model is pushed only if it passes all of these on '
-           'the test split.')
+           'the test split (and, when one is given, on the external cohort).')
 
   min_auc: float = option(0.90, 'lowest AUC on the test split',
                           runtime=True)
   min_recall: float = option(0.90, 'sensitivity at the operating threshold',
                              runtime=True)
   max_auc_drop: float = option(
-      0.01, 'largest AUC drop allowed against the deployed model',
+      0.01, 'largest AUC drop allowed against the deployed model (on each '
+      'cohort evaluated)', runtime=True)
+  min_external_auc: float = option(
+      0.90, 'lowest AUC on the external cohort, when one is given',
+      runtime=True)
+  min_external_recall: float = option(
+      0.90, 'sensitivity on the external cohort at the operating threshold',
       runtime=True)
 
 

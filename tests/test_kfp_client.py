@@ -1,4 +1,4 @@
-"""pipeline/kfp_client.py with the real kfp.Client against a fake KFP API."""
+"""runners/kfp_client.py with the real kfp.Client against a fake KFP API."""
 import logging
 import socket
 import time

@@ -4,7 +4,7 @@ Before TFMA runs: the blessing gates of this run (execution parameters
 min_auc, min_recall, max_auc_drop) are set in the eval config; the
 operating threshold stored in the candidate model
 (assets.extra/model_info.json) replaces the placeholder of every metric
-computed at a threshold (pipeline/evaluation.py), and a DeployedModel
+computed at a threshold (components/evaluator/eval_config.py), and a DeployedModel
 artifact that found nothing deployed is dropped, so the first model is
 judged on value thresholds alone.
 
