@@ -1,16 +1,20 @@
 """What the Evaluator measures and what it takes to bless a model.
 
-TensorFlow Model Analysis, on the `test` split, through the
-`serving_examples` signature. Blessing needs the value thresholds (AUC and
-recall, i.e. sensitivity, at the model's own operating threshold) AND no
-regression against the deployed model (AUC may not drop by more than
-`max_auc_drop`); with nothing deployed the change threshold is ignored
-(TFX's rubber stamp), so the first model is judged on values alone.
+TensorFlow Model Analysis, on the `test` split (and on an external cohort
+when one is given), through the `serving_examples` signature. Blessing needs
+the value thresholds (AUC and recall, i.e. sensitivity, at the model's own
+operating threshold) AND no regression against the deployed model (AUC may
+not drop by more than `max_auc_drop`); with nothing deployed the change
+threshold is ignored (TFX's rubber stamp), so the first model is judged on
+values alone. The external cohort has bounds of its own (`external_gates`)
+and the same allowed drop, measured against the deployed model on that
+cohort.
 
 Metrics computed at the operating threshold carry the placeholder threshold
 below; components/evaluator replaces it with the threshold stored in the
 candidate model before TFMA runs, since it is only known after training.
 """
+import dataclasses
 import json
 
 import tensorflow_model_analysis as tfma
@@ -75,6 +79,16 @@ def set_gates(config: tfma.EvalConfig, gates: options.Gates) -> None:
         del metric.per_slice_thresholds[:]
         metric.per_slice_thresholds.add(slicing_specs=[tfma.SlicingSpec()],
                                         threshold=threshold)
+
+
+def external_gates(gates: options.Gates) -> options.Gates:
+  """The gates of the external cohort, where set_gates reads them.
+
+  Another hospital may be held to other bounds (min_external_*); the allowed
+  AUC drop is the same, compared with the deployed model on that cohort.
+  """
+  return dataclasses.replace(gates, min_auc=gates.min_external_auc,
+                             min_recall=gates.min_external_recall)
 
 
 def eval_config(gates: options.Gates) -> tfma.EvalConfig:
