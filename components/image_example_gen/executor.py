@@ -12,8 +12,14 @@ line.
 TFX's own Do runs it (split names, the Beam pipeline, the artifact's format
 properties): this executor supplies the hooks that Do calls, writing the
 splits and the report in one of them, and adds the summary once Do returns.
+
+`ExternalExecutor` ingests an external cohort the same way into its one
+split, also dropping the images its `reference_examples` (the main data)
+hold; an empty input_base means the cohort is absent: an empty split,
+`layout.COHORT_PRESENT` 0 on the artifact.
 """
 import dataclasses
+import os
 from typing import Any, Dict, List, Optional
 
 import apache_beam as beam
@@ -33,6 +39,13 @@ from components.image_example_gen.inspection import decode_shape
 from components.image_example_gen.inspection import inspect_image
 from components.image_example_gen.walk import Candidate
 # pylint: enable=unused-import,g-importing-member
+from contract import layout
+
+# The external cohort's input: the main data's Examples, to drop its images.
+REFERENCE_EXAMPLES_KEY = 'reference_examples'
+# The external cohort's input_base when there is none (Kubeflow compiles the
+# branch in; an empty runtime value of its data root means "no cohort").
+NO_COHORT = ''
 
 # exec_properties key carrying the run into the hooks TFX's Do calls (like
 # TFX's own '_beam_pipeline_args'); never part of the component's spec.
@@ -51,6 +64,20 @@ class IngestionRun:
   report_path: str
   # Set while the graph is built: what the report needs besides the splits.
   ingested: Optional[ingest.IngestedImages] = None
+  # An external cohort's: the main data's TFRecord patterns (None for the
+  # main data itself), and whether the cohort has a data root at all.
+  main_data_patterns: Optional[List[str]] = None
+  present: bool = True
+
+  @property
+  def external(self) -> bool:
+    return self.main_data_patterns is not None
+
+  def report_cohort(self) -> Optional[Dict[str, Any]]:
+    """What `ingestion_report.write_report` needs of a cohort, or None."""
+    if not self.external:
+      return None
+    return {'present': self.present, 'num_files': self.ingested.num_files}
 
 
 @beam.ptransform_fn
@@ -58,7 +85,11 @@ def _ImagesToExamples(  # pylint: disable=invalid-name
     pipeline, exec_properties, unused_split_pattern):
   """The input hook: the whole tree, whatever the split pattern says."""
   run = exec_properties[_RUN_KEY]
-  run.ingested = ingest.ingest_images(pipeline, run.input_base)
+  main_data = None
+  if run.external and run.present:
+    main_data = ingest.read_main_data(pipeline, run.main_data_patterns)
+  run.ingested = ingest.ingest_images(pipeline, run.input_base, main_data,
+                                      absent=not run.present)
   return run.ingested.examples
 
 
@@ -82,8 +113,17 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
           artifact_utils.get_split_uri(run.examples, split), run.input_base)
     ingestion_report.write_report(
         pipeline, splits, run.ingested.duplicates, run.ingested.rejected,
-        run.ingested.ignored, run.report_path)
+        run.ingested.ignored, run.report_path, run.report_cohort(),
+        run.ingested.in_main_data)
     return {}
+
+  def _run(self, input_dict, examples, exec_properties) -> IngestionRun:
+    """The run of one Do call; the external executor adds its cohort."""
+    del input_dict  # the main data has no inputs
+    return IngestionRun(
+        exec_properties[specs.INPUT_BASE_KEY], examples,
+        ingestion_report.report_path(
+            artifact_utils.get_single_instance(examples).uri))
 
   def Do(self, input_dict, output_dict, exec_properties: Dict[str, Any]):
     """TFX's Do, then the report's summary logged and put on the artifact.
@@ -93,11 +133,37 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     """
     examples = output_dict[specs.EXAMPLES_KEY]
     artifact = artifact_utils.get_single_instance(examples)
-    run = IngestionRun(exec_properties[specs.INPUT_BASE_KEY], examples,
-                       ingestion_report.report_path(artifact.uri))
+    run = self._run(input_dict, examples, exec_properties)
     super().Do(input_dict, output_dict, {
         **exec_properties, _RUN_KEY: run,
         specs.OUTPUT_DATA_FORMAT_KEY: example_gen_pb2.FORMAT_TF_EXAMPLE,
         specs.OUTPUT_FILE_FORMAT_KEY: example_gen_pb2.FORMAT_TFRECORDS_GZIP})
     artifact.set_string_custom_property(
         'ingestion_summary', ingestion_report.log_summary(run.report_path))
+    if run.external:
+      artifact.set_int_custom_property(layout.COHORT_PRESENT, int(run.present))
+
+
+def main_data_patterns(reference: types.Artifact) -> List[str]:
+  """A file pattern per split of the main data's Examples artifact."""
+  return [os.path.join(artifact_utils.get_split_uri([reference], split), '*')
+          for split in artifact_utils.decode_split_names(
+              reference.split_names)]
+
+
+class ExternalExecutor(Executor):
+  """Ingests an external cohort: one split, no image the main data holds.
+
+  An input_base of NO_COHORT is a cohort that is absent on this run: the
+  split is written empty and the artifact says so (`layout.COHORT_PRESENT`
+  0), so downstream gates can tell "no cohort" from "a cohort with no
+  usable image".
+  """
+
+  def _run(self, input_dict, examples, exec_properties) -> IngestionRun:
+    run = super()._run(None, examples, exec_properties)
+    reference = artifact_utils.get_single_instance(
+        input_dict[REFERENCE_EXAMPLES_KEY])
+    run.main_data_patterns = main_data_patterns(reference)
+    run.present = run.input_base != NO_COHORT
+    return run

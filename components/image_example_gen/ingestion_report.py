@@ -4,11 +4,16 @@ Counts per split and class, patients per split, duplicates, rejected and
 ignored files. It is written by the Beam pipeline itself (after every split
 is known) into the Examples artifact, and summarised in one log line and the
 artifact's ``ingestion_summary`` property once the pipeline has run.
+
+An external cohort's report has the same format, with its one split, plus
+the images dropped because the main data holds them (`layout.IN_MAIN_DATA`),
+whether the cohort was there at all (`layout.COHORT_PRESENT`) and where each
+listed image file went (``files``), so readers need not add lists up.
 """
 import collections
 import json
 import os
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from absl import logging
 import apache_beam as beam
@@ -36,10 +41,15 @@ def _split_key(example: tf.train.Example, split: str):
 def build_report(keys: List[Tuple[str, str, str]],
                  duplicates: List[Dict[str, str]],
                  rejected: List[Dict[str, str]],
-                 ignored: List[str]) -> Dict[str, Any]:
-  """The ingestion report from per-example (split, label, patient) keys."""
+                 ignored: List[str],
+                 split_names: Sequence[str] = constants.SPLIT_NAMES
+                 ) -> Dict[str, Any]:
+  """The ingestion report from per-example (split, label, patient) keys.
+
+  Every one of split_names is counted, even when empty.
+  """
   counts = {split: {label: 0 for label in constants.LABEL_NAMES}
-            for split in constants.SPLIT_NAMES}
+            for split in split_names}
   patients = collections.defaultdict(set)
   for split, label, patient in keys:
     counts.setdefault(split, {label: 0 for label in constants.LABEL_NAMES})
@@ -60,8 +70,32 @@ def build_report(keys: List[Tuple[str, str, str]],
   }
 
 
-def _write_report(unused_seed, path, keys, duplicates, rejected, ignored):
-  report = build_report(keys, duplicates, rejected, ignored)
+def build_cohort_report(keys: List[Tuple[str, str, str]],
+                        duplicates: List[Dict[str, str]],
+                        rejected: List[Dict[str, str]],
+                        ignored: List[str],
+                        in_main_data: List[Dict[str, str]],
+                        present: bool, num_files: int) -> Dict[str, Any]:
+  """The report of an external cohort: `build_report` of its one split, plus
+  what the main data already holds and whether the cohort was given."""
+  report = build_report(keys, duplicates, rejected, ignored,
+                        (constants.EXTERNAL_SPLIT,))
+  report[layout.IN_MAIN_DATA] = sorted(in_main_data, key=lambda d: d['path'])
+  report[layout.COHORT_PRESENT] = int(present)
+  report['files'] = {
+      'listed': num_files, 'kept': report['counts']['all']['total'],
+      layout.IN_MAIN_DATA: len(in_main_data), 'duplicates': len(duplicates),
+      'rejected': len(rejected)}
+  return report
+
+
+def _write_report(unused_seed, path, keys, duplicates, rejected, ignored,
+                  cohort=None, in_main_data=()):
+  if cohort is None:
+    report = build_report(keys, duplicates, rejected, ignored)
+  else:
+    report = build_cohort_report(keys, duplicates, rejected, ignored,
+                                 list(in_main_data), **cohort)
   with tf.io.gfile.GFile(path, 'w') as f:
     json.dump(report, f, indent=1, sort_keys=True)
 
@@ -69,7 +103,9 @@ def _write_report(unused_seed, path, keys, duplicates, rejected, ignored):
 def write_report(pipeline: beam.Pipeline,
                  splits: Mapping[str, beam.PCollection],
                  duplicates: beam.PCollection, rejected: beam.PCollection,
-                 ignored: List[str], path: str) -> None:
+                 ignored: List[str], path: str,
+                 cohort: Optional[Dict[str, Any]] = None,
+                 in_main_data: Optional[beam.PCollection] = None) -> None:
   """Adds the steps that write the report to path once every split is known.
 
   Args:
@@ -79,6 +115,10 @@ def write_report(pipeline: beam.Pipeline,
     rejected: {'path', 'reason'} of every file rejected.
     ignored: relative paths the listing ignored.
     path: the report file (`report_path`).
+    cohort: of an external cohort only, {'present': bool, 'num_files': int}
+      (see `build_cohort_report`); None for the main data.
+    in_main_data: of an external cohort, {'path', 'sha256', 'main_path'} of
+      the images the main data holds (None: none were looked for).
   """
   keys = (
       [example_split | f'SplitKeys[{name}]' >> beam.Map(_split_key, name)
@@ -92,19 +132,30 @@ def write_report(pipeline: beam.Pipeline,
           keys=beam.pvalue.AsList(keys),
           duplicates=beam.pvalue.AsList(duplicates),
           rejected=beam.pvalue.AsList(rejected),
-          ignored=ignored))
+          ignored=ignored, cohort=cohort,
+          in_main_data=(() if in_main_data is None
+                        else beam.pvalue.AsList(in_main_data))))
 
 
 def summarize(report: Dict[str, Any]) -> str:
   """One readable line for the log."""
   counts = report['counts']
+  if report.get(layout.COHORT_PRESENT) == 0:
+    return ('External cohort absent (empty data root): no images ingested, '
+            f'the {constants.EXTERNAL_SPLIT} split is empty.')
+  names = [split for split in constants.SPLIT_NAMES if split in counts] + [
+      split for split in sorted(counts)
+      if split not in constants.SPLIT_NAMES and split != 'all']
   splits = '; '.join(
       f"{split} {counts[split]['total']} ("
       + ', '.join(f'{counts[split][label]} {label}'
                   for label in constants.LABEL_NAMES) + ')'
-      for split in constants.SPLIT_NAMES)
-  return (f"Ingested {counts['all']['total']} images: {splits}; "
-          f"{len(report['duplicates'])} duplicates dropped, "
+      for split in names)
+  in_main = (f'{len(report[layout.IN_MAIN_DATA])} already in the main data '
+             'dropped, ' if layout.IN_MAIN_DATA in report else '')
+  cohort = 'External cohort: ' if layout.COHORT_PRESENT in report else ''
+  return (f"{cohort}Ingested {counts['all']['total']} images: {splits}; "
+          f"{in_main}{len(report['duplicates'])} duplicates dropped, "
           f"{len(report['rejected'])} files rejected, "
           f"{report['ignored']['count']} entries ignored.")
 
