@@ -30,9 +30,11 @@ from runners import cli
 # Where the Dockerfile puts this repository inside the image.
 IMAGE_CODE_DIR = '/pipeline'
 DEFAULT_IMAGE = 'pneumonia-pipeline:latest'
-# The data root is a runtime parameter too (besides the runtime options of
-# contract/options.py).
+# The data roots are runtime parameters too (besides the runtime options of
+# contract/options.py). An empty external root means "no external cohort":
+# its branch is always compiled in and then ingests nothing.
 DATA_ROOT = 'data_root'
+EXTERNAL_DATA_ROOT = 'external_data_root'
 
 
 def _cron(expression: str) -> str:
@@ -75,6 +77,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--data-root', default='/mnt/pipeline/data',
         help='image folder tree (runtime parameter data_root)')
     command.add_argument(
+        '--external-data-root', default='',
+        help='an external cohort\'s image tree, evaluated and gated on, never '
+        'trained on (runtime parameter external_data_root; empty = none)')
+    command.add_argument(
         '--serving-model-dir',
         help='push destination (default: <pipeline root>/serving_model)')
     command.add_argument(
@@ -88,14 +94,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def runtime_defaults(args: argparse.Namespace) -> Dict[str, Any]:
   """Runtime parameter name -> compiled default value (as KFP carries it)."""
-  values = {DATA_ROOT: str(args.data_root)}
+  values = {DATA_ROOT: str(args.data_root),
+            EXTERNAL_DATA_ROOT: str(args.external_data_root)}
   values.update(options.runtime_values(cli.training_from_args(args)))
   values.update(options.runtime_values(cli.blessing_from_args(args)))
   return values
 
 
 def _parameter_types() -> Dict[str, type]:
-  types = {DATA_ROOT: str}
+  types = {DATA_ROOT: str, EXTERNAL_DATA_ROOT: str}
   for group in options.GROUPS:
     types.update({field.name: options.parameter_type(field)
                   for field in options.runtime_fields(group)})
@@ -116,13 +123,14 @@ def build_pipeline(args: argparse.Namespace):
       pipeline_name=config.PIPELINE_NAME,
       pipeline_root=args.pipeline_root,
       data_root=params[DATA_ROOT],
+      external_data_root=params[EXTERNAL_DATA_ROOT],
       schema_path=f'{IMAGE_CODE_DIR}/schemas/schema.pbtxt',
       serving_model_dir=args.serving_model_dir or f'{root}/serving_model',
       reports_dir=args.reports_dir or f'{root}/reports',
       training=cli.training_from_args(args),
       blessing=cli.blessing_from_args(args),
       runtime={name: param for name, param in params.items()
-               if name != DATA_ROOT},
+               if name not in (DATA_ROOT, EXTERNAL_DATA_ROOT)},
       beam_pipeline_args=config.direct_runner_args(
           setup_file=f'{IMAGE_CODE_DIR}/setup.py') + args.beam_arg,
   )

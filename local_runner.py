@@ -31,6 +31,11 @@ def parse_args(argv=None) -> argparse.Namespace:
       'no images the Kaggle dataset %s is downloaded into it '
       '(default: $DATA_DIR or %%(default)s)' % config.KAGGLE_DATASET)
   parser.add_argument(
+      '--external-data-dir', metavar='DIR',
+      help='an external cohort: a second NORMAL/PNEUMONIA tree from another '
+      'site or period, never trained on; the model is also evaluated and '
+      'gated on it (--min-external-auc, --min-external-recall)')
+  parser.add_argument(
       '--output-dir',
       default=os.environ.get('OUTPUT_DIR', config.DEFAULT_OUTPUT_DIR),
       help='where artifacts, ML Metadata, models and reports are written '
@@ -63,6 +68,24 @@ def preflight_training(args) -> options.TrainingSettings:
   return training
 
 
+def preflight_external(data_dir: str, external_dir: str) -> str:
+  """The external cohort's folder, checked: it must hold images and be
+  apart from the main data (one inside the other would be ingested twice)."""
+  external_dir = os.path.abspath(external_dir)
+  if not kaggle_data.has_images(external_dir):
+    raise ValueError(
+        f'--external-data-dir {external_dir} holds no images below a NORMAL '
+        'or PNEUMONIA folder')
+  real_data, real_external = (os.path.realpath(data_dir),
+                              os.path.realpath(external_dir))
+  if os.path.commonpath([real_data, real_external]) in (real_data,
+                                                        real_external):
+    raise ValueError(
+        f'--external-data-dir {external_dir} and --data-dir {data_dir} '
+        'overlap: an external cohort must be a folder of its own')
+  return external_dir
+
+
 def main(argv=None) -> int:
   args = parse_args(argv)
   logging.set_verbosity(logging.INFO)
@@ -78,6 +101,12 @@ def main(argv=None) -> int:
     kaggle_data.check_source(data_dir)
   except kaggle_data.DataSourceError as e:
     problems.append(str(e))
+  external_dir = None
+  if args.external_data_dir:
+    try:
+      external_dir = preflight_external(data_dir, args.external_data_dir)
+    except ValueError as e:
+      problems.append(str(e))
   if not problems:
     try:
       data_dir = kaggle_data.ensure_dataset(data_dir, log=logging.info)
@@ -101,6 +130,7 @@ def main(argv=None) -> int:
       pipeline_name=config.PIPELINE_NAME,
       pipeline_root=paths['pipeline_root'],
       data_root=data_dir,
+      external_data_root=external_dir,
       schema_path=config.SCHEMA_PATH,
       serving_model_dir=paths['serving_model_dir'],
       reports_dir=paths['reports_dir'],

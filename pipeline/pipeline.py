@@ -14,12 +14,27 @@ from tfx.dsl.components.base import executor_spec
 from components.anomaly_gate.component import AnomalyGate
 from components.deployed_model.component import DeployedModel
 from components.evaluator.component import OperatingPointEvaluator
+from components.image_example_gen.component import ExternalImageExampleGen
 from components.image_example_gen.component import ImageExampleGen
 from components.pusher import executor as pusher_executor
 from components.trainer.component import PneumoniaTrainer
 from components.run_report.component import RunReport
 from contract import options
 from contract import settings as config
+
+
+def _validation(examples, schema, prefix: str = '') -> list:
+  """Statistics, schema check and the gate that stops the run on anomalies;
+  the gate also sees the examples so that it knows an absent cohort."""
+  statistics = tfx.components.StatisticsGen(
+      examples=examples, schema=schema).with_id(prefix + 'StatisticsGen')
+  validator = tfx.components.ExampleValidator(
+      statistics=statistics.outputs['statistics'], schema=schema).with_id(
+          prefix + 'ExampleValidator')
+  gate = AnomalyGate(anomalies=validator.outputs['anomalies'],
+                     examples=examples if prefix else None).with_id(
+                         prefix + 'AnomalyGate')
+  return [statistics, validator, gate]
 
 
 def _of_group(runtime: Dict[str, Any], group) -> Dict[str, Any]:
@@ -34,6 +49,7 @@ def create_pipeline(
     schema_path: str,
     serving_model_dir: str,
     reports_dir: str,
+    external_data_root: Optional[Any] = None,
     stop_after: str = config.STAGES[-1],
     training: Optional[options.TrainingSettings] = None,
     blessing: Optional[options.Gates] = None,
@@ -52,6 +68,9 @@ def create_pipeline(
     schema_path: the curated schema file to import.
     serving_model_dir: push destination; TF Serving watches its versions.
     reports_dir: where each run's report.html goes.
+    external_data_root: an external cohort's image tree (path, URI or
+      RuntimeParameter; '' = none this run), ingested apart, validated, and
+      evaluated and gated on, never trained on; None: no such branch.
     stop_after: last stage to run, one of config.STAGES.
     training: Trainer settings; default: the default profile.
     blessing: the Evaluator's gates; default: options.Gates().
@@ -68,17 +87,23 @@ def create_pipeline(
 
   example_gen = ImageExampleGen(input_base=data_root)
   stages['ingest'] = [example_gen]
-
   schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
-  statistics_gen = tfx.components.StatisticsGen(
-      examples=example_gen.outputs['examples'],
-      schema=schema_gen.outputs['schema'])
-  example_validator = tfx.components.ExampleValidator(
-      statistics=statistics_gen.outputs['statistics'],
-      schema=schema_gen.outputs['schema'])
-  anomaly_gate = AnomalyGate(anomalies=example_validator.outputs['anomalies'])
-  stages['validate'] = [schema_gen, statistics_gen, example_validator,
-                        anomaly_gate]
+  stages['validate'] = [schema_gen] + _validation(
+      example_gen.outputs['examples'], schema_gen.outputs['schema'])
+  gates = [stages['validate'][-1]]
+
+  external = None  # the external cohort's examples
+  if external_data_root is not None:
+    external_gen = ExternalImageExampleGen(
+        input_base=external_data_root,
+        reference_examples=example_gen.outputs['examples']).with_id(
+            'ExternalExampleGen')
+    external = external_gen.outputs['examples']
+    stages['ingest'].append(external_gen)
+    external_validation = _validation(external, schema_gen.outputs['schema'],
+                                      prefix='External')
+    stages['validate'] += external_validation
+    gates.append(external_validation[-1])
 
   runtime = dict(runtime or {})
   unknown = set(runtime).difference(
@@ -100,7 +125,8 @@ def create_pipeline(
       schema=schema_gen.outputs['schema'],
       example_splits=['test'],
       gates=blessing or options.Gates(),
-      runtime=_of_group(runtime, options.Gates)).with_id('Evaluator')
+      runtime=_of_group(runtime, options.Gates),
+      external_examples=external).with_id('Evaluator')
   stages['evaluate'] = [deployed, evaluator]
 
   pusher = tfx.components.Pusher(
@@ -115,8 +141,10 @@ def create_pipeline(
 
   included = config.STAGES[:config.STAGES.index(stop_after) + 1]
   if 'train' in included:
-    # Train only on data that passed validation.
-    trainer.add_upstream_node(anomaly_gate)
+    # Train only once all data passed validation (the external cohort too:
+    # bad evaluation data should stop the run before hours of training).
+    for gate in gates:
+      trainer.add_upstream_node(gate)
   components = []
   for stage in included:
     components.extend(stages[stage])
@@ -129,7 +157,8 @@ def create_pipeline(
         evaluation=evaluator.outputs['evaluation'],
         blessing=evaluator.outputs['blessing'],
         baseline_model=deployed.outputs['model'],
-        pushed_model=pusher.outputs['pushed_model'] if pushed else None))
+        pushed_model=pusher.outputs['pushed_model'] if pushed else None,
+        external_examples=external))
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,
       pipeline_root=pipeline_root,

@@ -69,3 +69,31 @@ def test_beam_args_reach_every_beam_component():
       assert list(beam.beam_pipeline_args) == BEAM_ARGS, node_id
       beam_nodes.add(node_id)
   assert beam_nodes == {'ImageExampleGen', 'StatisticsGen', 'Evaluator'}
+
+
+def test_an_external_cohort_is_validated_and_evaluated_never_trained_on():
+  nodes = _nodes(_ir(external_data_root='/tmp/external'))
+  external = {'ExternalExampleGen', 'ExternalStatisticsGen',
+              'ExternalExampleValidator', 'ExternalAnomalyGate'}
+  assert external <= set(nodes)
+  # Training waits until the external cohort passed validation too...
+  assert {'AnomalyGate', 'ExternalAnomalyGate'} <= set(
+      nodes['Trainer'].upstream_nodes)
+  # ...but never reads it; the Evaluator and the report do.
+  def producers(node_id, key):
+    channels = nodes[node_id].inputs.inputs[key].channels
+    return {c.producer_node_query.id for c in channels}
+  trainer_reads = set().union(*(producers('Trainer', key)
+                                for key in nodes['Trainer'].inputs.inputs))
+  assert 'ImageExampleGen' in trainer_reads
+  assert 'ExternalExampleGen' not in trainer_reads
+  assert producers('Evaluator', 'external_examples') == {'ExternalExampleGen'}
+  assert producers('RunReport', 'external_examples') == {'ExternalExampleGen'}
+  assert producers('ExternalExampleGen', 'reference_examples') == {
+      'ImageExampleGen'}
+
+
+def test_without_an_external_cohort_there_is_no_external_branch():
+  nodes = _nodes(_ir())
+  assert not [n for n in nodes if n.startswith('External')]
+  assert 'external_examples' not in nodes['Evaluator'].inputs.inputs

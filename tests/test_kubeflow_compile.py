@@ -8,21 +8,32 @@ from contract import settings as config
 from testing.support import REPO
 from testing.support import run_cli
 
-STAGE_ORDER = ['ImageExampleGen', 'ImportSchemaGen', 'StatisticsGen',
-               'ExampleValidator', 'AnomalyGate', 'Trainer', 'DeployedModel',
+# The external cohort's branch is always compiled in (an empty
+# external_data_root means none this run).
+STAGE_ORDER = ['ImageExampleGen', 'ExternalExampleGen', 'ImportSchemaGen',
+               'StatisticsGen', 'ExampleValidator', 'AnomalyGate',
+               'ExternalStatisticsGen', 'ExternalExampleValidator',
+               'ExternalAnomalyGate', 'Trainer', 'DeployedModel',
                'Evaluator', 'Pusher', 'RunReport']
 # Each task and what it must (transitively) wait for.
 WIRING = {
     'StatisticsGen': {'ImageExampleGen', 'ImportSchemaGen'},
     'ExampleValidator': {'StatisticsGen', 'ImportSchemaGen'},
     'AnomalyGate': {'ExampleValidator'},
-    'Trainer': {'AnomalyGate', 'ImageExampleGen', 'ImportSchemaGen'},
-    'Evaluator': {'Trainer', 'DeployedModel', 'ImageExampleGen'},
+    'ExternalExampleGen': {'ImageExampleGen'},
+    'ExternalStatisticsGen': {'ExternalExampleGen', 'ImportSchemaGen'},
+    'ExternalExampleValidator': {'ExternalStatisticsGen', 'ImportSchemaGen'},
+    'ExternalAnomalyGate': {'ExternalExampleValidator'},
+    'Trainer': {'AnomalyGate', 'ExternalAnomalyGate', 'ImageExampleGen',
+                'ImportSchemaGen'},
+    'Evaluator': {'Trainer', 'DeployedModel', 'ImageExampleGen',
+                  'ExternalExampleGen'},
     'Pusher': {'Evaluator', 'Trainer'},
     'RunReport': {'Pusher', 'Evaluator', 'Trainer', 'ImageExampleGen',
                   'DeployedModel'},
 }
-BEAM_TASKS = ('ImageExampleGen', 'StatisticsGen', 'Evaluator')
+BEAM_TASKS = ('ImageExampleGen', 'StatisticsGen', 'Evaluator',
+              'ExternalExampleGen', 'ExternalStatisticsGen')
 IMAGE = 'registry.example.com/pneumonia-pipeline:1.2.3'
 
 
@@ -32,7 +43,9 @@ def _compile(tmp_path, *extra):
       'kubeflow_runner.py', 'compile', '--output', output, '--image', IMAGE,
       '--pipeline-root', 'gs://bucket/root', '--data-root', 'gs://bucket/xray',
       '--profile', 'quick', '--epochs', '7', '--architectures',
-      'baseline_cnn,improved_cnn', '--min-auc', '0.85', *extra], timeout=300)
+      'baseline_cnn,improved_cnn', '--min-auc', '0.85',
+      '--external-data-root', 'gs://bucket/ext', '--min-external-auc', '0.8',
+      *extra], timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   with open(output) as f:
     return yaml.safe_load(f)
@@ -77,8 +90,10 @@ def test_compiled_yaml_runs_on_open_source_kfp(tmp_path):
   assert params['architectures']['defaultValue'] == 'baseline_cnn,improved_cnn'
   assert params['data_root']['defaultValue'] == 'gs://bucket/xray'
   assert params['min_auc']['defaultValue'] == 0.85
+  assert params['external_data_root']['defaultValue'] == 'gs://bucket/ext'
+  assert params['min_external_auc']['defaultValue'] == 0.8
   for name in ('min_recall', 'max_auc_drop', 'image_size', 'batch_size',
-               'resnet_weights', 'target_sensitivity'):
+               'resnet_weights', 'target_sensitivity', 'min_external_recall'):
     assert name in params
   trainer_inputs = tasks['Trainer']['inputs']['parameters']
   assert trainer_inputs['epochs'] == {'componentInputParameter': 'epochs'}
@@ -86,9 +101,14 @@ def test_compiled_yaml_runs_on_open_source_kfp(tmp_path):
       'componentInputParameter': 'data_root'}
   assert tasks['Evaluator']['inputs']['parameters']['min_auc'] == {
       'componentInputParameter': 'min_auc'}
+  assert tasks['Evaluator']['inputs']['parameters']['min_external_auc'] == {
+      'componentInputParameter': 'min_external_auc'}
+  assert tasks['ExternalExampleGen']['inputs']['parameters'][
+      'input_base'] == {'componentInputParameter': 'external_data_root'}
 
   # Ingestion, the deployed-model lookup and the report never come from cache.
-  for name in ('ImageExampleGen', 'DeployedModel', 'RunReport'):
+  for name in ('ImageExampleGen', 'ExternalExampleGen', 'DeployedModel',
+               'RunReport'):
     assert not tasks[name].get('cachingOptions', {}).get('enableCache'), name
   assert tasks['Trainer']['cachingOptions']['enableCache'] is True
 
