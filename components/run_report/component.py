@@ -3,6 +3,7 @@
 Inputs are what the run produced (all but `examples` optional, so the
 report also works when the run stops after evaluation). It is never served
 from cache: every run gets its report (pipeline/compilation.py NEVER_CACHED).
+`external_examples` is an external cohort's Examples, when the run has one.
 """
 from typing import Optional
 
@@ -37,6 +38,8 @@ class RunReportSpec(ComponentSpec):
           type=standard_artifacts.Model, optional=True),
       reading.PUSHED_MODEL_KEY: ChannelParameter(
           type=standard_artifacts.PushedModel, optional=True),
+      reading.EXTERNAL_EXAMPLES_KEY: ChannelParameter(
+          type=standard_artifacts.Examples, optional=True),
   }
   OUTPUTS = {}
 
@@ -52,9 +55,11 @@ class RunReport(base_component.BaseComponent):
                evaluation: Optional[types.BaseChannel] = None,
                blessing: Optional[types.BaseChannel] = None,
                baseline_model: Optional[types.BaseChannel] = None,
-               pushed_model: Optional[types.BaseChannel] = None):
+               pushed_model: Optional[types.BaseChannel] = None,
+               external_examples: Optional[types.BaseChannel] = None):
     super().__init__(spec=RunReportSpec(
         examples=examples, model_run=model_run, model=model,
         evaluation=evaluation, blessing=blessing,
         baseline_model=baseline_model, pushed_model=pushed_model,
+        external_examples=external_examples,
         reports_dir=reports_dir, pipeline_name=pipeline_name))

@@ -24,6 +24,9 @@ class Drawn:
   subtypes: Optional[str] = None
   calibration: Optional[str] = None
   ingestion: Optional[str] = None
+  # With an external cohort: both cohorts' ROC on one plot, and its matrix.
+  roc_cohorts: Optional[str] = None
+  confusion_external: Optional[str] = None
   failures: List[str] = dataclasses.field(default_factory=list)
 
 
@@ -85,5 +88,42 @@ def draw(run: Run, folder: str) -> Drawn:
       ('ingestion', 'ingestion counts', lambda: figures.ingestion_counts(
           folder, 'ingestion.png', (run.ingestion or {}).get('counts'))),
   ]
+  if evaluation.has_external(run):
+    jobs += _external_jobs(run, folder)
   drawn = {key: _attempt(title, job, failures) for key, title, job in jobs}
   return Drawn(training=training, failures=failures, **drawn)
+
+
+def _external_jobs(run: Run, folder: str
+                   ) -> List[Tuple[str, str, Callable[[], Optional[str]]]]:
+  """The figures of an external cohort: (Drawn field, title, draw)."""
+
+  def roc_of(cohort):
+    plots = evaluation.overall_plots(run, cohort)
+    base_plots = evaluation.overall_plots(run, cohort, layout.BASELINE)
+    return {
+        'matrices': plots.get('confusion_matrices'),
+        'operating_point': evaluation.matrix_at_threshold(
+            run, cohort=cohort),
+        'auc': evaluation.metric(run, layout.OVERALL, layout.CANDIDATE, 'auc',
+                                 cohort),
+        'baseline_matrices': base_plots.get('confusion_matrices'),
+        'baseline_auc': evaluation.metric(run, layout.OVERALL,
+                                          layout.BASELINE, 'auc', cohort)}
+
+  def roc():
+    internal = roc_of(evaluation.INTERNAL)
+    return figures.roc_curve(
+        folder, 'roc_cohorts.png', internal['matrices'],
+        internal['operating_point'], internal['auc'],
+        internal['baseline_matrices'], internal['baseline_auc'],
+        external=roc_of(evaluation.EXTERNAL))
+
+  return [
+      ('roc_cohorts', 'ROC of both cohorts', roc),
+      ('confusion_external', 'confusion matrix of the external cohort',
+       lambda: figures.confusion_matrix(
+           folder, 'confusion_matrix_external.png',
+           evaluation.matrix_at_threshold(run, cohort=evaluation.EXTERNAL),
+           title='external cohort')),
+  ]

@@ -2,7 +2,8 @@
 
 Reads what the run produced (reading.read_run: ingestion report, training
 history and comparison, the model's operating point, TFMA metrics and
-plots, the blessing decision, the deployed baseline and the push) into a
+plots, the blessing decision, the deployed baseline and the push, and an
+external cohort's ingestion report and TFMA output when there is one) into a
 run.Run, then page.write_report draws the PNG figures and writes the page
 beside them. Every input may be missing or unreadable: the report is still
 written and says what is missing.

@@ -3,7 +3,9 @@
 Nothing here needs a pipeline run: the figures and the page are fed
 constructed data, and the executor reads hand-written artifact folders in
 tmp_path with TFMA's readers monkeypatched (one test writes a real TFMA plots
-file to check the plots are read in the format TFMA writes).
+file to check the plots are read in the format TFMA writes). A run with an
+external cohort (`_external_data`, `_add_external`) gets its own section,
+warning, figures and data; without one the page is byte for byte as before.
 """
 import html.parser
 import json
@@ -13,13 +15,19 @@ import time
 
 import pytest
 import tensorflow as tf
+from tfx import types
 from tfx.types import standard_artifacts
 
 from components.evaluator import results
+from components.run_report import component
+from components.run_report import drawing
+from components.run_report import evaluation
 from components.run_report import executor
 from components.run_report import figures
 from components.run_report import page
+from components.run_report import reading
 from components.run_report import run as run_lib
+from components.run_report import view
 from components.run_report import view_ingestion
 from contract import layout
 from testing import browser
@@ -82,11 +90,15 @@ def _slice_metrics(pairs, model, name, out):
   out[(name, model, 'precision')] = m['tp'] / predicted if predicted else nan
 
 
-def _metrics(baseline=True):
-  pairs = _scores()
-  subtypes = {'bacteria': [p for p in pairs[:10] if p[1] >= 0.4],
-              'virus': [p for p in pairs[:10] if p[1] < 0.4],
-              'normal': pairs[10:]}
+def _metrics(baseline=True, pairs=None, aucs=None):
+  """TFMA's metrics of the test split (or of `pairs`); aucs: {model: (AUC,
+  PR-AUC)}."""
+  pairs = pairs or _scores()
+  aucs = aucs or {'candidate': (0.91, 0.93), 'baseline': (0.88, 0.9)}
+  positives = [p for p in pairs if p[0]]
+  subtypes = {'bacteria': [p for p in positives if p[1] >= 0.4],
+              'virus': [p for p in positives if p[1] < 0.4],
+              'normal': [p for p in pairs if not p[0]]}
   out = {}
   models = [('candidate', pairs)]
   if baseline:
@@ -98,13 +110,13 @@ def _metrics(baseline=True):
     for subtype, members in subtypes.items():
       _slice_metrics([by_score[p] for p in members], model,
                      f'subtype={subtype}', out)
-    out[('overall', model, 'auc')] = 0.91 if model == 'candidate' else 0.88
-    out[('overall', model, 'pr_auc')] = 0.93 if model == 'candidate' else 0.9
+    out[('overall', model, 'auc')], out[('overall', model, 'pr_auc')] = (
+        aucs[model])
   return out
 
 
-def _plots(model='candidate'):
-  pairs = _scores()
+def _plots(model='candidate', pairs=None):
+  pairs = pairs or _scores()
   if model == 'baseline':
     pairs = [(l, min(1.0, s * 0.9)) for l, s in pairs]
   return {'overall': {'confusion_matrices': _curve(pairs),
@@ -207,6 +219,127 @@ def _data(blessed=True, baseline=True, **overrides):
   }
   data.update(overrides)
   return run_lib.Run(**data)
+
+
+# --- an external cohort -------------------------------------------------------
+
+EXTERNAL_POSITIVES = [0.92, 0.88, 0.8, 0.74, 0.66, 0.55, 0.47, 0.4, 0.36, 0.33,
+                      0.28, 0.12]  # 10 of 12 at or above THRESHOLD
+EXTERNAL_ABOVE = [0.62, 0.51, 0.44, 0.38, 0.35, 0.34]  # NORMAL, >= THRESHOLD
+EXTERNAL_BELOW = [0.29, 0.22, 0.18, 0.14, 0.11, 0.09, 0.07, 0.05, 0.04, 0.02]
+EXTERNAL_BASELINE_AUC = 0.83
+IN_MAIN = [{'path': f'PNEUMONIA/child <{i}>.jpeg', 'sha256': f'{i:02d}' * 32,
+            'main_path': f'train/PNEUMONIA/person{i}_bacteria_1.jpeg'}
+           for i in range(2)]
+
+
+def _external_scores(false_positives=4):
+  """(label, score) of another site's children: 12 PNEUMONIA, 10 NORMAL, of
+  which `false_positives` score above the threshold (specificity
+  1 - false_positives / 10; the internal test split's is 0.8)."""
+  negatives = (EXTERNAL_ABOVE[:false_positives]
+               + EXTERNAL_BELOW[:10 - false_positives])
+  return [(1, s) for s in EXTERNAL_POSITIVES] + [(0, s) for s in negatives]
+
+
+def _external_ingestion():
+  counts = {'NORMAL': 10, 'PNEUMONIA': 12, 'total': 22}
+  return {'counts': {'external': dict(counts), 'all': dict(counts)},
+          'patients': {'external': 19},
+          'duplicates': [{'path': 'NORMAL/scan-copy.jpeg',
+                          'duplicate_of': 'NORMAL/scan.jpeg'}],
+          'rejected': [{'path': 'NORMAL/odd <name>.png',
+                        'reason': 'not a decodable image: truncated'}],
+          'ignored': {'count': 1, 'paths': ['Thumbs.db']},
+          layout.IN_MAIN_DATA: IN_MAIN, layout.COHORT_PRESENT: 1}
+
+
+def _cohort_decision(external_auc, baseline=True, internal_blessed=True):
+  """blessing_decision.json of a run with an external cohort (AUC >= 0.9
+  and recall >= 0.8 there)."""
+  decision = _decision(internal_blessed, baseline)
+  for check in decision['checks']:
+    check['cohort'] = layout.COHORT_INTERNAL
+  external_blessed = external_auc >= 0.9
+  decision['checks'] += [
+      {'cohort': layout.COHORT_EXTERNAL, 'metric': 'auc', 'kind': 'value',
+       'bound': 0.9, 'value': external_auc, 'passed': external_blessed},
+      {'cohort': layout.COHORT_EXTERNAL, 'metric': 'recall', 'kind': 'value',
+       'bound': 0.8, 'value': 10 / 12, 'passed': True}]
+  decision['cohorts'] = {
+      layout.COHORT_INTERNAL: {'present': True, 'blessed': internal_blessed,
+                               'examples': 20},
+      layout.COHORT_EXTERNAL: {'blessed': external_blessed, 'examples': 22}}
+  decision['blessed'] = internal_blessed and external_blessed
+  return decision
+
+
+def _external_metrics(external_auc, false_positives, baseline=True):
+  return _metrics(baseline, _external_scores(false_positives), {
+      'candidate': (external_auc, external_auc + 0.01),
+      'baseline': (EXTERNAL_BASELINE_AUC, 0.85)})
+
+
+def _external_data(external_auc=0.85, false_positives=4, baseline=True,
+                   **overrides):
+  """A run whose external cohort is `external_auc` in AUC and has
+  `false_positives` of its 10 NORMAL images above the threshold."""
+  decision = _cohort_decision(external_auc, baseline)
+  pairs = _external_scores(false_positives)
+  fields = dict(
+      decision=decision, blessed_artifact=decision['blessed'],
+      pushed=(run_lib.Pushed(True, PUSHED_VERSION, PUSH_DESTINATION)
+              if decision['blessed'] else run_lib.Pushed(False)),
+      inputs={'examples': ['/x/examples/1'],
+              'external_examples': ['/x/external_examples/1']},
+      external_present=True, external_ingestion=_external_ingestion(),
+      external_metrics=_external_metrics(external_auc, false_positives,
+                                         baseline),
+      external_plots=_plots('candidate', pairs),
+      external_baseline_plots=_plots('baseline', pairs) if baseline else None)
+  fields.update(overrides)
+  return _data(blessed=True, baseline=baseline, **fields)
+
+
+class _Tables(html.parser.HTMLParser):
+  """Every <table> of a page: rows of cell texts."""
+
+  def __init__(self):
+    super().__init__()
+    self.tables, self._cell = [], None
+
+  def handle_starttag(self, tag, attrs):
+    if tag == 'table':
+      self.tables.append([])
+    elif tag == 'tr' and self.tables:
+      self.tables[-1].append([])
+    elif tag in ('td', 'th'):
+      self._cell = []
+
+  def handle_endtag(self, tag):
+    if tag in ('td', 'th') and self._cell is not None:
+      self.tables[-1][-1].append(''.join(self._cell).strip())
+      self._cell = None
+
+  def handle_data(self, data):
+    if self._cell is not None:
+      self._cell.append(data)
+
+
+def _tables(text):
+  parser = _Tables()
+  parser.feed(text)
+  return parser.tables
+
+
+def _html(data):
+  """The page of `data` without its figures (the faster way to test text)."""
+  return page.render(view.build(data), drawing.Drawn(
+      training={name: None for name in data.histories or {}}))
+
+
+def _section(text, start_id, end_id):
+  return text[text.index(f'id="{start_id}"'):text.index(f'id="{end_id}"')]
 
 
 class _Images(html.parser.HTMLParser):
@@ -599,6 +732,291 @@ def test_a_failing_page_still_leaves_a_report(tmp_path, fake_tfma,
   assert 'The report could not be built' in text and 'surprise' in text
 
 
+# --- an external cohort: the page -------------------------------------------
+
+
+def test_external_cohort_table_compares_every_overall_metric():
+  text = _html(_external_data(0.85, false_positives=4))
+  assert 'href="#external"' in text
+  tables = _tables(_section(text, 'external', 'slices'))
+  assert len(tables) == 1
+  header, subheader, *rows = tables[0]
+  assert header == ['metric', 'candidate', 'deployed model']
+  assert subheader == ['internal', 'external', 'difference'] * 2
+  by_label = {row[0]: row[1:] for row in rows}
+  assert list(by_label) == ['AUC (ROC)', 'PR-AUC', 'accuracy', 'precision',
+                            'recall (sensitivity)', 'specificity', 'examples']
+  # candidate internal, external, difference; deployed internal, external,
+  # difference (external - internal).
+  assert by_label['AUC (ROC)'] == ['0.9100', '0.8500', '-0.0600', '0.8800',
+                                   f'{EXTERNAL_BASELINE_AUC:.4f}', '-0.0500']
+  assert by_label['specificity'][:3] == ['0.8000', '0.6000', '-0.2000']
+  assert by_label['recall (sensitivity)'][:3] == ['0.9000', '0.8333',
+                                                  '-0.0667']
+  assert by_label['examples'] == ['20', '22', '+2', '20', '22', '+2']
+  # The internal test split's own table is unchanged by the cohort.
+  test_rows = _tables(_section(text, 'test', 'external'))[0]
+  assert test_rows[0] == ['metric', 'candidate', 'deployed model',
+                          'difference']
+
+
+def test_external_cohort_without_a_deployed_model():
+  text = _html(_external_data(0.85, baseline=False))
+  header, subheader, *rows = _tables(_section(text, 'external', 'slices'))[0]
+  assert header == ['metric', 'candidate']
+  assert subheader == ['internal', 'external', 'difference']
+  assert rows[0] == ['AUC (ROC)', '0.9100', '0.8500', '-0.0600']
+
+
+def test_the_warning_states_both_numbers_and_the_gap():
+  text = _html(_external_data(0.85, false_positives=4))
+  warning = text[text.index('class="warning"'):]
+  warning = warning[:warning.index('</div>')]
+  assert text.index('class="warning"') < text.index('id="decision"')
+  assert text.index('class="verdict') < text.index('class="warning"')
+  assert ('<b>AUC</b>: external 0.8500 vs internal 0.9100, 0.0600 lower '
+          f'(more than the {evaluation.EXTERNAL_AUC_MARGIN:.2f} allowed'
+          in warning)
+  assert ('<b>specificity</b>: external 0.6000 vs internal 0.8000, 0.2000 '
+          f'lower (more than the {evaluation.EXTERNAL_SPECIFICITY_MARGIN:.2f}'
+          in warning)
+  assert f'threshold {THRESHOLD:.4f}' in warning
+
+
+@pytest.mark.parametrize('external_auc, false_positives, warned', [
+    (0.91, 2, []),  # as good as internal
+    (0.89, 2, []),  # exactly the AUC margin below: not more than it
+    (0.889, 2, ['AUC']),
+    (0.95, 3, ['specificity']),  # specificity 0.7 vs 0.8
+    (0.85, 4, ['AUC', 'specificity']),
+])
+def test_the_warning_appears_only_beyond_the_margins(
+    external_auc, false_positives, warned):
+  text = _html(_external_data(external_auc, false_positives))
+  shown = [name for name in ('AUC', 'specificity')
+           if f'<li><b>{name}</b>: external' in text]
+  assert shown == warned
+  assert ('class="warning"' in text) == bool(warned)
+  assert 'id="external"' in text  # the comparison is there either way
+  if not warned:
+    assert 'neither is' in text
+
+
+def test_cohort_gap_margins():
+  assert evaluation.EXTERNAL_AUC_MARGIN == 0.02
+  assert evaluation.EXTERNAL_SPECIFICITY_MARGIN == 0.05
+  gap = evaluation.CohortGap('AUC', 0.91, 0.89, 0.02)
+  assert gap.gap == pytest.approx(0.02) and not gap.exceeded
+  assert evaluation.CohortGap('AUC', 0.91, 0.8899, 0.02).exceeded
+  assert not evaluation.CohortGap('AUC', 0.91, None, 0.02).exceeded
+  assert not evaluation.CohortGap('x', 0.8, float('nan'), 0.05).exceeded
+  assert not evaluation.CohortGap('x', 0.8, 0.9, 0.05).exceeded  # better
+
+
+def test_external_figures_per_cohort(tmp_path):
+  path = page.write_report(_external_data(), str(tmp_path))
+  text, sources = _check_page(path)
+  external = _section(text, 'external', 'slices')
+  for name in ('roc_cohorts.png', 'confusion_matrix.png',
+               'confusion_matrix_external.png'):
+    assert f'src="{name}"' in external, name
+    assert name in sources
+    with open(tmp_path / name, 'rb') as f:
+      assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+  # The internal figures stay as they are beside the new ones.
+  assert 'roc.png' in sources
+  assert 'Missing from this run' not in text
+
+
+def test_combined_roc_needs_a_curve_of_either_cohort(tmp_path):
+  folder, pairs = str(tmp_path), _scores()
+  external = {'matrices': _curve(_external_scores()),
+              'operating_point': _matrix(_external_scores(), THRESHOLD),
+              'auc': 0.85}
+  assert figures.roc_curve(folder, 'both.png', _curve(pairs),
+                           _matrix(pairs, THRESHOLD), 0.91,
+                           external=external) == 'both.png'
+  assert figures.roc_curve(folder, 'ext.png', None,
+                           external=external) == 'ext.png'
+  assert figures.roc_curve(folder, 'x.png', None,
+                           external={'matrices': None}) is None
+  assert figures.confusion_matrix(
+      folder, 'cm.png', _matrix(_external_scores(), THRESHOLD),
+      title='external cohort') == 'cm.png'
+
+
+def test_checks_show_their_cohort():
+  data = _external_data(0.85)
+  text = _html(data)
+  assert 'NOT BLESSED' in text
+  assert 'failed auc (value, external)' in text
+  decision = _section(text, 'decision', 'threshold')
+  assert ('Per cohort: internal <b>blessed</b> (20 examples); external '
+          '<b>not blessed</b> (22 examples).') in decision
+  table = _tables(decision)[0]
+  assert table[0][0] == 'cohort'
+  cohorts = [row[0] for row in table[1:]]
+  assert cohorts == [c['cohort'] for c in data.decision['checks']]
+  assert cohorts.count('external') == 2
+
+
+def test_checks_without_a_cohort_are_internal():
+  """A decision from before cohorts, beside an external evaluation."""
+  decision = _decision(True, True)  # no `cohort`, no `cohorts`
+  text = _html(_external_data(0.91, 2, decision=decision))
+  cohorts = [row[0] for row in _tables(_section(text, 'decision',
+                                                'threshold'))[0][1:]]
+  assert cohorts == ['internal'] * 3
+  assert 'Per cohort' not in text
+
+
+def test_data_section_lists_the_external_cohort():
+  text = _html(_external_data())
+  data = text[text.index('id="external-data"'):]
+  assert f'Dropped as also in the main data: {len(IN_MAIN)}' in data
+  for entry in IN_MAIN:
+    assert html.escape(entry['path']) in data  # escaped
+    assert entry['main_path'] in data
+    assert entry['sha256'][:12] in data
+  assert 'child <0>' not in text
+  counts = _tables(data)[0]
+  assert counts[1] == ['external', '10', '12', '22', '19']
+  assert html.escape('NORMAL/odd <name>.png') in data
+  assert 'Files rejected: 1' in data and 'Duplicates dropped: 1' in data
+  assert 'Entries ignored: 1' in data
+
+
+def test_external_data_and_evaluation_missing_are_said(tmp_path):
+  data = _external_data(external_metrics=None, external_plots=None,
+                        external_baseline_plots=None,
+                        external_ingestion=None)
+  text, sources = _check_page(page.write_report(data, str(tmp_path)))
+  assert 'No metrics of the external cohort' in text
+  assert 'TFMA metrics of the external cohort' in text
+  assert 'No ingestion report of the external cohort' in text
+  assert 'confusion_matrix_external.png' not in sources
+  assert 'class="warning"' not in text
+
+
+def test_absent_external_cohort_leaves_the_page_as_it_was(tmp_path):
+  os.makedirs(tmp_path / 'a')
+  os.makedirs(tmp_path / 'b')
+  before = page.write_report(_data(blessed=False), str(tmp_path / 'a'))
+  decision = _decision(False, True)
+  for check in decision['checks']:
+    check['cohort'] = layout.COHORT_INTERNAL
+  decision['cohorts'] = {  # as components/evaluator/cohorts.absent() says
+      layout.COHORT_INTERNAL: {'present': True, 'blessed': False,
+                               'examples': 20},
+      layout.COHORT_EXTERNAL: {'present': False, 'blessed': None,
+                               'examples': 0, 'note': 'no external cohort'}}
+  after = page.write_report(_data(blessed=False, decision=decision,
+                                  external_present=False),
+                            str(tmp_path / 'b'))
+  for name in sorted(os.listdir(tmp_path / 'a')):
+    assert ((tmp_path / 'a' / name).read_bytes()
+            == (tmp_path / 'b' / name).read_bytes()), name
+  assert sorted(os.listdir(tmp_path / 'a')) == sorted(
+      os.listdir(tmp_path / 'b'))
+  text = pathlib.Path(after).read_text()
+  assert 'external' not in text.lower()
+  assert 'warning' not in pathlib.Path(before).read_text()
+
+
+# --- an external cohort: reading the artifacts --------------------------------
+
+
+def test_component_takes_an_optional_external_cohort():
+  spec = component.RunReportSpec.INPUTS[reading.EXTERNAL_EXAMPLES_KEY]
+  assert spec.optional and spec.type == standard_artifacts.Examples
+  examples = types.Channel(type=standard_artifacts.Examples)
+  with_cohort = component.RunReport(
+      examples=examples, reports_dir='/r', pipeline_name='p',
+      external_examples=types.Channel(type=standard_artifacts.Examples))
+  assert reading.EXTERNAL_EXAMPLES_KEY in with_cohort.inputs
+  without = component.RunReport(examples=examples, reports_dir='/r',
+                                pipeline_name='p')
+  assert reading.EXTERNAL_EXAMPLES_KEY not in without.inputs
+
+
+def _add_external(inputs, root, present=True, evaluated=True):
+  """An external cohort's Examples (and TFMA folder) beside _inputs'."""
+  root = pathlib.Path(root)
+  inputs['external_examples'] = _artifact(
+      standard_artifacts.Examples, root / 'external_examples',
+      **{layout.COHORT_PRESENT: int(present)})
+  if present:
+    _write_json(str(root / 'external_examples' /
+                    layout.INGESTION_REPORT_FILE), _external_ingestion())
+    _write_json(str(root / 'evaluation' / layout.DECISION_FILE),
+                _cohort_decision(0.85))
+  if present and evaluated:
+    os.makedirs(root / 'evaluation' / layout.EXTERNAL_EVALUATION_DIR)
+  return inputs
+
+
+@pytest.fixture
+def fake_external_tfma(monkeypatch):
+  """fake_tfma, answering for <evaluation>/external with the external
+  cohort's metrics and plots."""
+  calls = []
+
+  def external(uri):
+    return os.path.basename(uri.rstrip('/')) == layout.EXTERNAL_EVALUATION_DIR
+
+  def load_metrics(uri):
+    calls.append(('metrics', uri))
+    return _external_metrics(0.85, 4) if external(uri) else _metrics()
+
+  def load_plots(uri, model='candidate'):
+    calls.append(('plots', uri, model))
+    return _plots(model, _external_scores(4) if external(uri) else None)
+
+  monkeypatch.setattr(results, 'load_metrics', load_metrics)
+  monkeypatch.setattr(results, 'load_plots', load_plots)
+  return calls
+
+
+def test_executor_reads_the_external_cohort(tmp_path, fake_external_tfma):
+  root = tmp_path / 'artifacts'
+  inputs = _add_external(_inputs(root, blessed=False), root)
+  text, sources = _check_page(_run(inputs, tmp_path / 'reports'))
+  external_uri = str(root / 'evaluation' / layout.EXTERNAL_EVALUATION_DIR)
+  assert ('metrics', external_uri) in fake_external_tfma
+  for model in ('candidate', 'baseline'):
+    assert ('plots', external_uri, model) in fake_external_tfma
+  assert 'class="warning"' in text
+  assert 'failed auc (value, external)' in text
+  assert 'roc_cohorts.png' in sources
+  assert 'confusion_matrix_external.png' in sources
+  assert html.escape(IN_MAIN[0]['path']) in text
+  assert str(root / 'external_examples') in text  # in the artifacts read
+  assert 'Missing from this run' not in text
+
+
+def test_executor_without_an_external_cohort_shows_none(
+    tmp_path, fake_external_tfma, monkeypatch):
+  monkeypatch.setattr(executor, '_clock', lambda: 1700000000.0)
+  plain = _run(_inputs(tmp_path / 'a', blessed=False), tmp_path / 'r1')
+  absent = _add_external(_inputs(tmp_path / 'b', blessed=False),
+                         tmp_path / 'b', present=False)
+  text = pathlib.Path(_run(absent, tmp_path / 'r2')).read_text()
+  plain_text = pathlib.Path(plain).read_text()
+  assert text == plain_text.replace(str(tmp_path / 'a'), str(tmp_path / 'b'))
+  assert not any(layout.EXTERNAL_EVALUATION_DIR in str(call[1])
+                 for call in fake_external_tfma)
+
+
+def test_executor_says_when_the_external_evaluation_is_missing(
+    tmp_path, fake_external_tfma):
+  root = tmp_path / 'a'
+  inputs = _add_external(_inputs(root), root, evaluated=False)
+  text, _ = _check_page(_run(inputs, tmp_path / 'reports'))
+  assert 'TFMA output of the external cohort not found' in text
+  assert 'No metrics of the external cohort' in text
+  assert 'Dropped as also in the main data: 2' in text
+
+
 # --- in a real browser --------------------------------------------------------
 
 
@@ -622,3 +1040,10 @@ def test_report_images_load_in_chromium(tmp_path):
   total, broken = browser.broken_images(path)
   assert broken == ['roc.png'], broken
 
+
+
+def test_external_cohort_page_images_load_in_chromium(tmp_path):
+  _require_chromium()
+  path = page.write_report(_external_data(), str(tmp_path))
+  total, broken = browser.broken_images(path)
+  assert total >= 9 and not broken, (total, broken)

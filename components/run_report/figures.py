@@ -17,6 +17,8 @@ DPI = 100
 LABEL_NAMES = ('NORMAL', 'PNEUMONIA')
 CANDIDATE_COLOR = '#1f6fb4'
 BASELINE_COLOR = '#888888'
+EXTERNAL_COLOR = '#c2410c'  # the external cohort, beside CANDIDATE_COLOR
+EXTERNAL_BASELINE_COLOR = '#e8a87c'
 TRAIN_COLOR = '#e07b00'
 VALIDATION_COLOR = '#1f6fb4'
 
@@ -121,13 +123,55 @@ def training_curves(folder: str, name: str, architecture: str,
   return _save(figure, folder, name)
 
 
+def _operating_point(ax, point: Optional[Dict[str, float]], label: str,
+                     color: str, marker: str, place) -> None:
+  """Marks the confusion matrix at the threshold on an ROC, annotated with
+  its rates where place(rates) says: (offset in points, ha, va)."""
+  if not point:
+    return
+  r = rates(point)
+  if r['sensitivity'] is None or r['fpr'] is None:
+    return
+  threshold = point.get('threshold')
+  ax.plot([r['fpr']], [r['sensitivity']], marker, color=color,
+          markersize=9, zorder=5, label=(
+              label + (f' (t={threshold:.3f})' if is_number(threshold)
+                       else '')))
+  offset, ha, va = place(r)
+  ax.annotate(f"sens {r['sensitivity']:.2f}\nspec {r['specificity']:.2f}",
+              (r['fpr'], r['sensitivity']), textcoords='offset points',
+              xytext=offset, fontsize=8, color=color, ha=ha, va=va)
+
+
+def _single_place(r):
+  """The one operating point of a single-cohort ROC (left aligned)."""
+  return ((-70 if r['fpr'] > 0.6 else 10, -30 if r['sensitivity'] > 0.3
+           else 12), 'left', 'baseline')
+
+
+# Two cohorts: left of its point at its height is above a curve and below
+# right is under it (an ROC rises), so neither text crosses its own curve.
+def _left_place(r):
+  if r['fpr'] < 0.15:  # no room on the left
+    return (8, -8), 'left', 'top'
+  return (-9, 0), 'right', 'center'
+
+
+def _below_right_place(r):
+  if r['fpr'] > 0.8:  # no room on the right
+    return (-9, 0), 'right', 'center'
+  return (8, -8), 'left', 'top'
+
+
 def roc_curve(folder: str, name: str,
               matrices: Optional[Sequence[Dict[str, float]]],
               operating_point: Optional[Dict[str, float]] = None,
               auc: Optional[float] = None,
               baseline_matrices: Optional[Sequence[Dict[str, float]]] = None,
-              baseline_auc: Optional[float] = None) -> Optional[str]:
-  """ROC of the test split from confusion matrices over thresholds.
+              baseline_auc: Optional[float] = None,
+              external: Optional[Dict[str, Any]] = None) -> Optional[str]:
+  """ROC of the test split from confusion matrices over thresholds; with
+  `external`, the external cohort's ROC on the same axes.
 
   Args:
     folder: where the PNG goes.
@@ -137,47 +181,73 @@ def roc_curve(folder: str, name: str,
     auc: shown in the legend.
     baseline_matrices: the deployed model's, drawn dashed, if any.
     baseline_auc: shown in the legend.
+    external: the external cohort's {'matrices', 'operating_point', 'auc',
+      'baseline_matrices', 'baseline_auc'} (as the arguments above); then
+      every curve is labelled with its cohort and each cohort's operating
+      point is marked in its colour.
   """
   curve = roc_points(matrices or [])
-  if curve is None:
+  external = external or None
+  external_curve = roc_points((external or {}).get('matrices') or [])
+  if curve is None and external_curve is None:
     return None
-  figure = _new_figure(4.8, 4.4)
+  figure = _new_figure(5.6, 6.4) if external else _new_figure(4.8, 4.4)
   ax = figure.subplots()
   ax.plot([0, 1], [0, 1], color='#cccccc', linestyle=':', linewidth=1,
           label='chance')
+  prefix = 'internal ' if external else ''
   baseline = roc_points(baseline_matrices or [])
   if baseline is not None:
     ax.plot(*baseline, color=BASELINE_COLOR, linestyle='--', linewidth=1.5,
-            label='deployed model' + (f' (AUC {baseline_auc:.3f})'
-                                      if is_number(baseline_auc) else ''))
-  ax.plot(*curve, color=CANDIDATE_COLOR, linewidth=2,
-          label='candidate' + (f' (AUC {auc:.3f})' if is_number(auc) else ''))
-  if operating_point:
-    r = rates(operating_point)
-    if r['sensitivity'] is not None and r['fpr'] is not None:
-      threshold = operating_point.get('threshold')
-      ax.plot([r['fpr']], [r['sensitivity']], 'o', color='#d62728',
-              markersize=9, zorder=5, label=(
-                  'operating point' + (f' (t={threshold:.3f})'
-                                       if is_number(threshold) else '')))
-      offset = (-70 if r['fpr'] > 0.6 else 10,
-                -30 if r['sensitivity'] > 0.3 else 12)
-      ax.annotate(f"sens {r['sensitivity']:.2f}\nspec {r['specificity']:.2f}",
-                  (r['fpr'], r['sensitivity']), textcoords='offset points',
-                  xytext=offset, fontsize=8, color='#d62728')
+            label=prefix + 'deployed model' + (
+                f' (AUC {baseline_auc:.3f})' if is_number(baseline_auc)
+                else ''))
+  if curve is not None:
+    ax.plot(*curve, color=CANDIDATE_COLOR, linewidth=2,
+            label=(prefix + 'candidate' if external else 'candidate') + (
+                f' (AUC {auc:.3f})' if is_number(auc) else ''))
+    _operating_point(
+        ax, operating_point,
+        'internal operating point' if external else 'operating point',
+        CANDIDATE_COLOR if external else '#d62728', 'o',
+        _left_place if external else _single_place)
+  if external:
+    base = roc_points(external.get('baseline_matrices') or [])
+    base_auc = external.get('baseline_auc')
+    if base is not None:
+      ax.plot(*base, color=EXTERNAL_BASELINE_COLOR, linestyle='--',
+              linewidth=1.5, label='external deployed model' + (
+                  f' (AUC {base_auc:.3f})' if is_number(base_auc) else ''))
+    if external_curve is not None:
+      external_auc = external.get('auc')
+      ax.plot(*external_curve, color=EXTERNAL_COLOR, linewidth=2,
+              label='external candidate' + (
+                  f' (AUC {external_auc:.3f})' if is_number(external_auc)
+                  else ''))
+      _operating_point(ax, external.get('operating_point'),
+                       'external operating point', EXTERNAL_COLOR, 's',
+                       _below_right_place)
   ax.set_xlim(-0.02, 1.02)
   ax.set_ylim(-0.02, 1.02)
   ax.set_xlabel('false positive rate (1 - specificity)')
   ax.set_ylabel('true positive rate (sensitivity)')
-  ax.set_title('ROC, test split')
+  ax.set_title('ROC, internal test split vs external cohort' if external
+               else 'ROC, test split')
   ax.grid(alpha=0.3)
-  ax.legend(loc='lower right', fontsize=8)
+  if external:  # seven entries: below the axes, off the curves
+    ax.set_aspect('equal')
+    ax.legend(loc='upper center', bbox_to_anchor=(0.5, -0.13), ncol=2,
+              fontsize=8, frameon=False)
+  else:
+    ax.legend(loc='lower right', fontsize=8)
   return _save(figure, folder, name)
 
 
 def confusion_matrix(folder: str, name: str,
-                     matrix: Optional[Dict[str, float]]) -> Optional[str]:
-  """2x2 heatmap with counts: rows are the true class, columns predicted."""
+                     matrix: Optional[Dict[str, float]],
+                     title: str = 'test split') -> Optional[str]:
+  """2x2 heatmap with counts: rows are the true class, columns predicted;
+  `title` names the examples (a cohort)."""
   if not matrix or not all(is_number(matrix.get(k))
                            for k in ('tp', 'fp', 'tn', 'fn')):
     return None
@@ -197,8 +267,8 @@ def confusion_matrix(folder: str, name: str,
   ax.set_xticks([0, 1], [f'predicted\n{n}' for n in LABEL_NAMES])
   ax.set_yticks([0, 1], [f'true\n{n}' for n in LABEL_NAMES])
   threshold = matrix.get('threshold')
-  ax.set_title('test split' + (f', threshold {threshold:.3f}'
-                               if is_number(threshold) else ''))
+  ax.set_title(title + (f', threshold {threshold:.3f}'
+                        if is_number(threshold) else ''))
   return _save(figure, folder, name)
 
 

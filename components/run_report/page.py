@@ -27,6 +27,9 @@ from contract import layout
 TEMPLATES_DIR = os.path.join(os.path.dirname(__file__), 'templates')
 TEMPLATE = 'report.html.j2'
 STYLESHEET = 'report.css'
+# report.css is inlined up to this line; what follows it only on a page with
+# an external cohort, so a page without one is byte for byte what it was.
+EXTERNAL_STYLES = '/* --- external cohort:'
 # The run's files as the page names them.
 FILES = {'decision': layout.DECISION_FILE, 'model_info': MODEL_INFO_NAME,
          'comparison': COMPARISON_NAME, 'history': HISTORY_NAME,
@@ -71,6 +74,8 @@ def render(report: view.Report, drawn: drawing.Drawn) -> str:
   """The HTML page of `report` with the figures `drawn`."""
   env = environment()
   css, _, _ = env.loader.get_source(env, STYLESHEET)
+  if report.external is None:
+    css = css.partition(EXTERNAL_STYLES)[0]
   return env.get_template(TEMPLATE).render(
       report=report, drawn=drawn, css=markupsafe.Markup(css), files=FILES)
 

@@ -2,6 +2,12 @@
 
 Every input may be missing or unreadable: its field stays None and the
 Run's `problems` say what and why, so the report is still written.
+
+An external cohort (another site's children, never trained on) is read
+when there is one: its Examples' ingestion report (`external_examples`,
+unless layout.COHORT_PRESENT is 0) and TFMA's output for it in
+<evaluation>/layout.EXTERNAL_EVALUATION_DIR. Without one, nothing of it is
+read or listed, and the Run is what it was before external cohorts.
 """
 import json
 import os
@@ -23,8 +29,12 @@ EVALUATION_KEY = 'evaluation'
 BLESSING_KEY = 'blessing'
 BASELINE_KEY = 'baseline_model'
 PUSHED_MODEL_KEY = 'pushed_model'
+EXTERNAL_EXAMPLES_KEY = 'external_examples'
+# Listed in Run.inputs always; EXTERNAL_EXAMPLES_KEY only when it holds a
+# cohort (an absent one changes nothing on the page).
 INPUT_KEYS = (EXAMPLES_KEY, MODEL_RUN_KEY, MODEL_KEY, EVALUATION_KEY,
               BLESSING_KEY, BASELINE_KEY, PUSHED_MODEL_KEY)
+EXTERNAL_NAME = 'external cohort'  # how problems name its files
 
 def _single(input_dict: Dict[str, List[Any]], key: str):
   artifacts = input_dict.get(key) or []
@@ -99,6 +109,42 @@ def _pushed(pushed) -> run_lib.Pushed:
           layout.PUSHED_DESTINATION) or None)
 
 
+def _cohort_present(examples) -> bool:
+  """layout.COHORT_PRESENT of the external Examples; without the property
+  (a writer that knows no such convention) its examples count."""
+  if examples.has_custom_property(layout.COHORT_PRESENT):
+    return bool(examples.get_int_custom_property(layout.COHORT_PRESENT))
+  return True
+
+
+def _external_expected(decision: Optional[Dict[str, Any]]) -> bool:
+  """Whether blessing_decision.json says an external cohort was evaluated."""
+  entry = ((decision or {}).get('cohorts') or {}).get(layout.COHORT_EXTERNAL)
+  return isinstance(entry, dict) and entry.get('present', True) is not False
+
+
+def _read_external_evaluation(problems: List[str], found: Dict[str, Any],
+                              evaluation_uri: str) -> None:
+  """TFMA's output for the external cohort into `found`, if there is one."""
+  uri = os.path.join(evaluation_uri, layout.EXTERNAL_EVALUATION_DIR)
+  if not tf.io.gfile.isdir(uri):
+    if _external_expected(found.get('decision')):
+      problems.append(f'TFMA output of the {EXTERNAL_NAME} not found '
+                      f'({uri})')
+    return
+  found['external_metrics'] = _attempt(
+      problems, f'TFMA metrics of the {EXTERNAL_NAME}',
+      lambda: results.load_metrics(uri))
+  found['external_plots'] = _attempt(
+      problems, f'TFMA plots of the {EXTERNAL_NAME}',
+      lambda: results.load_plots(uri, layout.CANDIDATE))
+  if any(key[1] == layout.BASELINE
+         for key in found['external_metrics'] or {}):
+    found['external_baseline_plots'] = _attempt(
+        problems, f'TFMA plots of the deployed model on the {EXTERNAL_NAME}',
+        lambda: results.load_plots(uri, layout.BASELINE))
+
+
 def read_run(input_dict: Dict[str, List[Any]], pipeline_name: str = '',
              run_id: str = '', created: str = '') -> run_lib.Run:
   """Everything the report shows, read from the run's artifacts."""
@@ -149,6 +195,7 @@ def read_run(input_dict: Dict[str, List[Any]], pipeline_name: str = '',
       found['baseline_plots'] = _attempt(
           problems, 'TFMA plots of the deployed model', lambda: (
               results.load_plots(evaluation.uri, layout.BASELINE)))
+    _read_external_evaluation(problems, found, evaluation.uri)
 
   blessing = _single(input_dict, BLESSING_KEY)
   if blessing is not None:
@@ -164,8 +211,21 @@ def read_run(input_dict: Dict[str, List[Any]], pipeline_name: str = '',
   if pushed is not None:
     found['pushed'] = _attempt(problems, 'PushedModel',
                                lambda: _pushed(pushed))
+
+  inputs = {key: [a.uri for a in input_dict.get(key) or []]
+            for key in INPUT_KEYS}
+  external = _single(input_dict, EXTERNAL_EXAMPLES_KEY)
+  if external is not None:
+    found['external_present'] = _attempt(
+        problems, f'Examples of the {EXTERNAL_NAME}',
+        lambda: _cohort_present(external))
+    if found['external_present']:
+      inputs[EXTERNAL_EXAMPLES_KEY] = [
+          a.uri for a in input_dict[EXTERNAL_EXAMPLES_KEY]]
+      found['external_ingestion'] = _attempt(
+          problems, f'{layout.INGESTION_REPORT_FILE} of the {EXTERNAL_NAME}',
+          lambda: read_json(os.path.join(external.uri,
+                                         layout.INGESTION_REPORT_FILE)))
   return run_lib.Run(
       pipeline_name=pipeline_name, run_id=run_id, created=created,
-      inputs={key: [a.uri for a in input_dict.get(key) or []]
-              for key in INPUT_KEYS},
-      problems=problems, **found)
+      inputs=inputs, problems=problems, **found)

@@ -56,6 +56,12 @@ class Run:
     metrics, plots, baseline_plots: TFMA's, of the candidate and the
       deployed model.
     baseline, pushed: DeployedModel's and the Pusher's outputs.
+    external_present: the external Examples' layout.COHORT_PRESENT (None:
+      no such input).
+    external_ingestion: the external cohort's ingestion_report.json (with
+      layout.IN_MAIN_DATA).
+    external_metrics, external_plots, external_baseline_plots: TFMA's, for
+      the external cohort (<evaluation>/layout.EXTERNAL_EVALUATION_DIR).
     problems: inputs that could not be read and why.
   """
   pipeline_name: str = ''
@@ -74,4 +80,9 @@ class Run:
   baseline_plots: Optional[Plots] = None
   baseline: Optional[Deployed] = None
   pushed: Optional[Pushed] = None
+  external_present: Optional[bool] = None
+  external_ingestion: Optional[Json] = None
+  external_metrics: Optional[Metrics] = None
+  external_plots: Optional[Plots] = None
+  external_baseline_plots: Optional[Plots] = None
   problems: List[str] = dataclasses.field(default_factory=list)

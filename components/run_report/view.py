@@ -11,6 +11,7 @@ from typing import Any, List, Optional, Tuple
 
 from components.run_report import evaluation
 from components.run_report import figures
+from components.run_report import view_external
 from components.run_report import view_ingestion
 from components.run_report import view_training
 from components.run_report.evaluation import Rates
@@ -61,6 +62,16 @@ class Check:
   difference: Any
   passed: bool
   note: str
+  cohort: str = layout.COHORT_INTERNAL  # whose examples it was checked on
+
+
+@dataclasses.dataclass(frozen=True)
+class CohortVerdict:
+  """A cohort's entry in blessing_decision.json's `cohorts`."""
+  name: str
+  blessed: Optional[bool]
+  examples: Any
+  note: str = ''
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +103,9 @@ class Decision:
   checks: List[Check]
   baseline: Baseline
   push: Push
+  # With an external cohort: checks name their cohort; a verdict per cohort.
+  by_cohort: bool = False
+  cohorts: List[CohortVerdict] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,6 +168,7 @@ class Report:
   slices: Slices
   training: view_training.Training
   ingestion: Optional[view_ingestion.Ingestion]  # None: no ingestion report
+  external: Optional[view_external.External]  # None: no external cohort
   inputs: List[Tuple[str, List[str]]]  # (input key, artifact uris), sorted
 
 
@@ -173,7 +188,20 @@ def _check(check: dict) -> Check:
                bound=check.get('bound'), value=check.get('value'),
                baseline_value=check.get('baseline_value'),
                difference=check.get('difference'),
-               passed=bool(check.get('passed')), note=check.get('note') or '')
+               passed=bool(check.get('passed')), note=check.get('note') or '',
+               cohort=evaluation.check_cohort(check))
+
+
+def _cohorts(run: Run) -> List[CohortVerdict]:
+  """The decision's cohorts, internal first; an absent one is left out."""
+  cohorts = evaluation.decision_cohorts(run)
+  order = [evaluation.INTERNAL, evaluation.EXTERNAL]
+  names = [n for n in order if n in cohorts] + sorted(
+      n for n in cohorts if n not in order)
+  return [CohortVerdict(name, cohorts[name].get('blessed'),
+                        cohorts[name].get('examples'),
+                        cohorts[name].get('note') or '')
+          for name in names if cohorts[name].get('present', True) is not False]
 
 
 def _baseline(run: Run) -> Baseline:
@@ -207,11 +235,14 @@ def _decision(run: Run) -> Decision:
   artifact, recorded = run.blessed_artifact, decision.get('blessed')
   disagrees = (isinstance(artifact, bool) and bool(decision)
                and isinstance(recorded, bool) and artifact != recorded)
+  by_cohort = evaluation.has_external(run)
   return Decision(
       verdict=evaluation.verdict(run), recorded=bool(run.decision),
-      failed=[f'{c.metric} ({c.kind})' for c in checks if not c.passed],
+      failed=[f'{c.metric} ({c.kind}, {c.cohort})' if by_cohort
+              else f'{c.metric} ({c.kind})' for c in checks if not c.passed],
       artifact_disagrees=artifact if disagrees else None, checks=checks,
-      baseline=_baseline(run), push=_push(run))
+      baseline=_baseline(run), push=_push(run), by_cohort=by_cohort,
+      cohorts=_cohorts(run) if by_cohort else [])
 
 
 def _operating(run: Run) -> Operating:
@@ -274,6 +305,14 @@ def _missing(run: Run) -> List[str]:
     notes.append('TFMA plots (ROC and calibration)')
   if run.pushed is None:
     notes.append('pushed model: the run stopped before the push stage')
+  if evaluation.has_external(run):
+    if not run.external_ingestion:
+      notes.append('ingestion report of the external cohort '
+                   '(external_examples)')
+    if run.metrics and not run.external_metrics:
+      notes.append('TFMA metrics of the external cohort')
+    elif run.external_metrics and not run.external_plots:
+      notes.append('TFMA plots of the external cohort (its ROC)')
   return notes + list(run.problems)
 
 
@@ -284,4 +323,5 @@ def build(run: Run) -> Report:
       operating=_operating(run), test=_test_split(run), slices=_slices(run),
       training=view_training.build(run),
       ingestion=view_ingestion.build(run),
+      external=view_external.build(run, TEST_METRICS),
       inputs=sorted(run.inputs.items()))

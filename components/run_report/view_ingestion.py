@@ -1,10 +1,13 @@
 """The view model's data section: images per split and class, and the
-files ingestion dropped, rejected or ignored (long lists cut short)."""
+files ingestion dropped, rejected or ignored (long lists cut short), for
+the main data and, when there is one, the external cohort (whose report
+also lists the images dropped because the main data holds them)."""
 import dataclasses
 from typing import Any, List, Optional, Tuple
 
 from components.run_report import figures
 from components.run_report.run import Run
+from contract import layout
 
 MAX_LISTED = 50  # rows of rejected / duplicate / ignored files shown
 SPLITS = ('train', 'eval', 'test')
@@ -26,8 +29,8 @@ class Split:
 
 @dataclasses.dataclass(frozen=True)
 class Listing:
-  """The first MAX_LISTED (path, detail) rows of a list, and its length."""
-  rows: List[Tuple[Any, Any]]
+  """The first MAX_LISTED (path, detail, ...) rows of a list, its length."""
+  rows: List[Tuple[Any, ...]]
   total: int
 
   @property
@@ -42,6 +45,8 @@ class Ingestion:
   rejected: Listing  # (path, reason)
   ignored_count: Any
   ignored: List[str]  # the first MAX_LISTED paths
+  # An external cohort's: (path, the main data's copy, sha256).
+  in_main_data: Optional[Listing] = None
 
   @property
   def ignored_more(self) -> int:
@@ -72,22 +77,29 @@ def _splits(report: dict) -> List[Split]:
   return splits
 
 
-def _listing(entries: List[dict], key: str, detail: str) -> Listing:
-  return Listing([(e.get(key), e.get(detail)) for e in entries[:MAX_LISTED]],
-                 len(entries))
+def _listing(entries: List[dict], *keys: str) -> Listing:
+  return Listing([tuple(e.get(key) for key in keys)
+                  for e in entries[:MAX_LISTED]], len(entries))
 
 
-def build(run: Run) -> Optional[Ingestion]:
-  """None when there is no ingestion report."""
-  report = run.ingestion
+def from_report(report: Optional[dict]) -> Optional[Ingestion]:
+  """An ingestion_report.json as the page shows it; None without one."""
   if not report:
     return None
   ignored = report.get('ignored') or {}
   paths = ignored.get('paths') or []
+  in_main = report.get(layout.IN_MAIN_DATA)
   return Ingestion(
       splits=_splits(report),
       duplicates=_listing(report.get('duplicates') or [], 'path',
                           'duplicate_of'),
       rejected=_listing(report.get('rejected') or [], 'path', 'reason'),
       ignored_count=ignored.get('count', len(paths)),
-      ignored=paths[:MAX_LISTED])
+      ignored=paths[:MAX_LISTED],
+      in_main_data=None if in_main is None else _listing(
+          in_main, 'path', 'main_path', 'sha256'))
+
+
+def build(run: Run) -> Optional[Ingestion]:
+  """The main data's; None when there is no ingestion report."""
+  return from_report(run.ingestion)
