@@ -3,8 +3,10 @@ tests and benchmarks."""
 import csv
 import os
 import pathlib
+import shutil
 from typing import List, Sequence, Tuple
 
+from components.image_example_gen import naming
 from contract import names as constants
 from testing import support
 
@@ -73,3 +75,21 @@ def write_split(directory: pathlib.Path, name: str,
   for writer in writers:
     writer.close()
   return files
+
+
+def copy_patients(kermany_224, data_dir, first=0, count=120):
+  """One image each of patients first..first+count (in name order)."""
+  for label in constants.LABEL_NAMES:
+    patients = []
+    for path in sorted((kermany_224 / 'chest_xray' / 'train' / label).glob(
+        '*.jpeg')):
+      patient = naming.parse_file_name(path.name).patient_id
+      if patient in {p for p, _ in patients}:
+        continue
+      patients.append((patient, path))
+      if len(patients) == first + count:
+        break
+    for _, path in patients[first:]:
+      target = data_dir / label / path.name
+      target.parent.mkdir(parents=True, exist_ok=True)
+      shutil.copyfile(path, target)

@@ -16,32 +16,14 @@ import os
 import re
 import shutil
 
-from components.image_example_gen import naming
 from contract import settings as config
 from contract import names as constants
 from testing import browser
+from testing import images
 from testing.support import executions
 from testing.support import run_cli
 
 _PER_CLASS = 120
-
-
-def _copy_patients(kermany_224, data_dir, first=0, count=_PER_CLASS):
-  """One image each of patients first..first+count (in name order)."""
-  for label in constants.LABEL_NAMES:
-    patients = []
-    for path in sorted((kermany_224 / 'chest_xray' / 'train' / label).glob(
-        '*.jpeg')):
-      patient = naming.parse_file_name(path.name).patient_id
-      if patient in {p for p, _ in patients}:
-        continue
-      patients.append((patient, path))
-      if len(patients) == first + count:
-        break
-    for _, path in patients[first:]:
-      target = data_dir / label / path.name
-      target.parent.mkdir(parents=True, exist_ok=True)
-      shutil.copyfile(path, target)
 
 
 def _tree_digest(folder):
@@ -76,7 +58,7 @@ def _latest_report(output_dir):
 def test_bless_push_then_refuse_a_worse_model(kermany_224, original_sample,
                                               tmp_path):
   data_dir, output_dir = tmp_path / 'data', tmp_path / 'output'
-  _copy_patients(kermany_224, data_dir)
+  images.copy_patients(kermany_224, data_dir, count=_PER_CLASS)
   args = ['local_runner.py', '--data-dir', data_dir, '--output-dir',
           output_dir, '--profile', 'quick', '--image-size', '64',
           '--epochs', '8', '--batch-size', '16', '--architectures',
@@ -124,8 +106,8 @@ def test_bless_push_then_refuse_a_worse_model(kermany_224, original_sample,
   assert total >= 6 and not broken, broken
 
   # --- run 3: retraining on a grown data folder ----------------------------
-  _copy_patients(kermany_224, data_dir / 'new' / 'batch2', first=_PER_CLASS,
-                 count=20)
+  images.copy_patients(kermany_224, data_dir / 'new' / 'batch2',
+                       first=_PER_CLASS, count=20)
   runs_before = len(executions(
       config.output_paths(str(output_dir))['metadata_path']))
   third = run_cli(args)
