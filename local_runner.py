@@ -102,6 +102,10 @@ def main(argv=None) -> int:
   except kaggle_data.DataSourceError as e:
     problems.append(str(e))
   external_dir = None
+  if (not args.external_data_dir and
+      args.threshold_from == 'external'):
+    problems.append('--threshold-from external chooses the threshold on an '
+                    'external cohort: give one with --external-data-dir')
   if args.external_data_dir:
     try:
       external_dir = preflight_external(data_dir, args.external_data_dir)

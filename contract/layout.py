@@ -29,6 +29,15 @@ def comparison_file(folder: str, extension: str = 'json') -> str:
 SAVED_MODEL_FILE = 'saved_model.pb'
 # Architecture, image size, threshold, comparison (trainer/signatures.py).
 MODEL_INFO_FILE = 'assets.extra/model_info.json'
+# Its keys: the operating threshold, and which data chose it
+# (components/site_calibration): {THRESHOLD_CHOSEN_ON: one of
+# THRESHOLD_CHOSEN_ON_TEXT's values, 'images', 'positives', 'negatives',
+# 'sensitivity', 'specificity', 'target_sensitivity'}.
+MODEL_INFO_THRESHOLD = 'threshold'
+MODEL_INFO_THRESHOLD_SOURCE = 'threshold_source'
+THRESHOLD_CHOSEN_ON = 'chosen_on'
+THRESHOLD_CHOSEN_ON_TEXT = {'eval': 'eval split',
+                            'external': 'external calibration half'}
 
 # --- the evaluation artifact -----------------------------------------------
 DECISION_FILE = 'blessing_decision.json'
@@ -42,6 +51,10 @@ BLESSED = 'blessed'
 # Examples custom property: 1, or 0 when its data root was empty (Kubeflow
 # compiles the branch in; an empty runtime value means "no external cohort").
 COHORT_PRESENT = 'cohort_present'
+# Examples custom property of the external cohort: where the threshold is
+# chosen (contract.names THRESHOLD_SOURCES); 'external' when it was split
+# into CALIBRATION_SPLIT and EXTERNAL_SPLIT. Also a key of its report.
+THRESHOLD_FROM = 'threshold_from'
 # In the external ingestion report: images also in the main data, dropped.
 IN_MAIN_DATA = 'in_main_data'
 # Inside the evaluation artifact: TFMA's output for the external cohort (the

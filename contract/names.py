@@ -27,6 +27,13 @@ SPLIT_NAMES = tuple(name for name, _ in SPLITS)
 # An external cohort (another site or period) is never split: all of it is
 # one split of its own Examples artifact, evaluated, never trained on.
 EXTERNAL_SPLIT = 'external'
+# With `--threshold-from external` the cohort is split in two halves by
+# patient: the threshold is chosen on CALIBRATION_SPLIT and every external
+# metric is measured on EXTERNAL_SPLIT (the other half) only.
+CALIBRATION_SPLIT = 'calibration'
+# Where the operating threshold is chosen (contract.options threshold_from).
+THRESHOLD_FROM_EVAL, THRESHOLD_FROM_EXTERNAL = 'eval', 'external'
+THRESHOLD_SOURCES = (THRESHOLD_FROM_EVAL, THRESHOLD_FROM_EXTERNAL)
 
 # --- exported model contract --------------------------------------------------
 SERVING_SIGNATURE = 'serving_default'

@@ -19,6 +19,7 @@ from components.image_example_gen.component import ImageExampleGen
 from components.pusher import executor as pusher_executor
 from components.trainer.component import PneumoniaTrainer
 from components.run_report.component import RunReport
+from components.site_calibration.component import SiteCalibration
 from contract import options
 from contract import settings as config
 
@@ -92,12 +93,22 @@ def create_pipeline(
       example_gen.outputs['examples'], schema_gen.outputs['schema'])
   gates = [stages['validate'][-1]]
 
+  runtime = dict(runtime or {})
+  unknown = set(runtime).difference(
+      *(options.runtime_names(group) for group in options.GROUPS))
+  if unknown:
+    raise ValueError(f'not runtime options: {sorted(unknown)}')
+  training = training or options.training_settings()
+  # Where the threshold is chosen: one value (or RuntimeParameter) for the
+  # external ingestion (its halves) and SiteCalibration.
+  threshold_from = runtime.get('threshold_from', training.threshold_from)
+
   external = None  # the external cohort's examples
   if external_data_root is not None:
     external_gen = ExternalImageExampleGen(
         input_base=external_data_root,
-        reference_examples=example_gen.outputs['examples']).with_id(
-            'ExternalExampleGen')
+        reference_examples=example_gen.outputs['examples'],
+        threshold_from=threshold_from).with_id('ExternalExampleGen')
     external = external_gen.outputs['examples']
     stages['ingest'].append(external_gen)
     external_validation = _validation(external, schema_gen.outputs['schema'],
@@ -105,22 +116,29 @@ def create_pipeline(
     stages['validate'] += external_validation
     gates.append(external_validation[-1])
 
-  runtime = dict(runtime or {})
-  unknown = set(runtime).difference(
-      *(options.runtime_names(group) for group in options.GROUPS))
-  if unknown:
-    raise ValueError(f'not runtime options: {sorted(unknown)}')
   trainer = PneumoniaTrainer(
       examples=example_gen.outputs['examples'],
       schema=schema_gen.outputs['schema'],
-      training=training or options.training_settings(),
+      training=training,
       runtime=_of_group(runtime, options.TrainingSettings)).with_id('Trainer')
   stages['train'] = [trainer]
+  model = trainer.outputs['model']
+  if external is not None:
+    # The threshold from the external cohort's calibration half, or the
+    # Trainer's passed on; everything downstream reads this model.
+    calibration = SiteCalibration(
+        model=trainer.outputs['model'], external_examples=external,
+        threshold_from=threshold_from,
+        target_sensitivity=runtime.get('target_sensitivity',
+                                       training.target_sensitivity)).with_id(
+                                           'SiteCalibration')
+    stages['train'].append(calibration)
+    model = calibration.outputs['calibrated_model']
 
   deployed = DeployedModel(push_destination=serving_model_dir)
   evaluator = OperatingPointEvaluator(
       examples=example_gen.outputs['examples'],
-      model=trainer.outputs['model'],
+      model=model,
       baseline_model=deployed.outputs['model'],
       schema=schema_gen.outputs['schema'],
       example_splits=['test'],
@@ -130,7 +148,7 @@ def create_pipeline(
   stages['evaluate'] = [deployed, evaluator]
 
   pusher = tfx.components.Pusher(
-      model=trainer.outputs['model'],
+      model=model,
       model_blessing=evaluator.outputs['blessing'],
       push_destination=tfx.proto.PushDestination(
           filesystem=tfx.proto.PushDestination.Filesystem(
@@ -153,7 +171,7 @@ def create_pipeline(
     components.append(RunReport(
         examples=example_gen.outputs['examples'], reports_dir=reports_dir,
         pipeline_name=pipeline_name, model_run=trainer.outputs['model_run'],
-        model=trainer.outputs['model'],
+        model=model,
         evaluation=evaluator.outputs['evaluation'],
         blessing=evaluator.outputs['blessing'],
         baseline_model=deployed.outputs['model'],

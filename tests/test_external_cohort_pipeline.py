@@ -8,6 +8,11 @@ never train/eval/test, never read by the Trainer), the copy dropped as
 already in the main data, the bad file rejected, and the Evaluator must judge
 both cohorts: with an external AUC gate no model can meet, the model is not
 blessed for that check alone and nothing is pushed.
+
+Site calibration (--threshold-from external): with too few positives in the
+calibration half the run stops before training; with the whole external
+cohort the threshold is chosen on the calibration half and every external
+metric comes from the other half.
 """
 import glob
 import json
@@ -60,6 +65,14 @@ def _splits_and_paths(examples_dir):
   return found
 
 
+def _args(data_dir, output_dir, external_dir, *extra):
+  return ['local_runner.py', '--data-dir', data_dir, '--output-dir',
+          output_dir, '--external-data-dir', external_dir, '--profile',
+          'quick', '--image-size', '64', '--epochs', '4', '--batch-size',
+          '16', '--architectures', 'improved_cnn', '--workers', '1',
+          '--min-auc', '0.6', '--min-recall', '0.6', *extra]
+
+
 def test_external_cohort_is_ingested_apart_and_gates_the_push(kermany_224,
                                                               tmp_path):
   data_dir, external_dir = tmp_path / 'data', tmp_path / 'external'
@@ -71,13 +84,9 @@ def test_external_cohort_is_ingested_apart_and_gates_the_push(kermany_224,
   (external_dir / 'PNEUMONIA' / 'person9999_bacteria_1.jpeg').write_bytes(
       b'not an image')
 
-  result = run_cli([
-      'local_runner.py', '--data-dir', data_dir, '--output-dir', output_dir,
-      '--external-data-dir', external_dir, '--profile', 'quick',
-      '--image-size', '64', '--epochs', '4', '--batch-size', '16',
-      '--architectures', 'improved_cnn', '--workers', '1',
-      '--min-auc', '0.6', '--min-recall', '0.6',
-      '--min-external-auc', '1.01', '--min-external-recall', '0.0'])
+  result = run_cli(_args(data_dir, output_dir, external_dir,
+                         '--min-external-auc', '1.01',
+                         '--min-external-recall', '0.0'))
   assert result.returncode == 0, result.stderr[-5000:]
 
   # Ingested apart: one split, the copy dropped, the bad file rejected.
@@ -126,3 +135,46 @@ def test_external_cohort_is_ingested_apart_and_gates_the_push(kermany_224,
   with open(os.path.join(os.path.realpath(latest), layout.REPORT_FILE)) as f:
     html = f.read()
   assert 'External cohort' in html and 'IM-9999-0001.jpeg' in html
+
+
+  # --- site calibration with too few positives: stops before training ----
+  states_before = len(executions(
+      config.output_paths(str(output_dir))['metadata_path']))
+  small = run_cli(_args(data_dir, output_dir, external_dir,
+                        '--threshold-from', 'external'))
+  assert small.returncode != 0
+  assert 'calibration half' in small.stderr and '20' in small.stderr
+  states = executions(
+      config.output_paths(str(output_dir))['metadata_path'])[states_before:]
+  assert 'Trainer' not in {node for node, _ in states}, states
+
+
+def test_site_calibration_chooses_the_threshold_on_one_half(kermany_224,
+                                                            tmp_path):
+  data_dir, output_dir = tmp_path / 'data', tmp_path / 'output'
+  images.copy_patients(kermany_224, data_dir, count=120)
+  external_dir = require_shared_data('kermany-224-external')
+  result = run_cli(_args(data_dir, output_dir, external_dir,
+                         '--threshold-from', 'external',
+                         '--min-external-auc', '0.0',
+                         '--min-external-recall', '0.0'))
+  assert result.returncode == 0, result.stderr[-5000:]
+
+  external = _newest(output_dir, 'ExternalExampleGen', 'examples')
+  halves = _splits_and_paths(external)
+  assert set(halves) == {constants.CALIBRATION_SPLIT,
+                         constants.EXTERNAL_SPLIT}
+  assert not set(halves[constants.CALIBRATION_SPLIT]) & set(
+      halves[constants.EXTERNAL_SPLIT])
+  model = _newest(output_dir, 'SiteCalibration', 'calibrated_model')
+  info = _read_json(os.path.join(model, 'Format-Serving',
+                                 layout.MODEL_INFO_FILE))
+  source = info[layout.MODEL_INFO_THRESHOLD_SOURCE]
+  assert source[layout.THRESHOLD_CHOSEN_ON] == (
+      layout.THRESHOLD_CHOSEN_ON_TEXT[constants.THRESHOLD_FROM_EXTERNAL])
+  assert source['images'] == len(halves[constants.CALIBRATION_SPLIT])
+  evaluation = _newest(output_dir, 'Evaluator', 'evaluation')
+  decision = _read_json(os.path.join(evaluation, layout.DECISION_FILE))
+  assert decision['threshold'] == info['threshold']
+  assert decision['cohorts'][layout.COHORT_EXTERNAL]['examples'] == len(
+      halves[constants.EXTERNAL_SPLIT])

@@ -27,7 +27,8 @@ def _other_value(field):
     return field.default + 1
   if field.type is float:
     return field.default / 2
-  return {'resnet_weights': 'none'}.get(field.name, field.default + '-x')
+  return {'resnet_weights': 'none', 'threshold_from': 'external'}.get(
+      field.name, field.default + '-x')
 
 
 def _command_line():

@@ -1,7 +1,10 @@
 """ImageExampleGen: a FileBasedExampleGen for NORMAL/PNEUMONIA image trees.
 
 ExternalImageExampleGen ingests an external cohort (another site or period)
-by the same rules into one split of its own, for evaluation only.
+by the same rules into one split of its own, for evaluation only; with
+threshold_from 'external', into two halves by patient (CALIBRATION_SPLIT,
+where the operating threshold is chosen, and EXTERNAL_SPLIT, where it is
+evaluated).
 """
 import os
 from typing import List, Optional, Union
@@ -15,15 +18,18 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 from tfx.types.component_spec import ChannelParameter
+from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import proto_utils
 
 from components.image_example_gen import driver
 from components.image_example_gen import executor
+from components.image_example_gen import external_executor
 from contract import names as constants
 
 # Re-exported for the pipeline and tests.
-REFERENCE_EXAMPLES_KEY = executor.REFERENCE_EXAMPLES_KEY
-NO_COHORT = executor.NO_COHORT
+REFERENCE_EXAMPLES_KEY = external_executor.REFERENCE_EXAMPLES_KEY
+NO_COHORT = external_executor.NO_COHORT
+THRESHOLD_FROM_KEY = external_executor.THRESHOLD_FROM_KEY
 
 
 def image_tree_input_config() -> example_gen_pb2.Input:
@@ -44,10 +50,12 @@ def patient_split_config() -> example_gen_pb2.Output:
 
 def external_split_config() -> example_gen_pb2.Output:
   """One split, EXTERNAL_SPLIT, holding the whole external cohort."""
-  return example_gen_pb2.Output(
-      split_config=example_gen_pb2.SplitConfig(splits=[
-          example_gen_pb2.SplitConfig.Split(name=constants.EXTERNAL_SPLIT,
-                                            hash_buckets=1)]))
+  return external_executor.external_split_config()
+
+
+def calibration_split_config() -> example_gen_pb2.Output:
+  """Two halves by hash of patient_id: CALIBRATION_SPLIT, EXTERNAL_SPLIT."""
+  return external_executor.calibration_split_config()
 
 
 class ImageExampleGen(FileBasedExampleGen):
@@ -75,6 +83,9 @@ class ExternalImageExampleGenSpec(
       REFERENCE_EXAMPLES_KEY: ChannelParameter(
           type=standard_artifacts.Examples),
   }
+  PARAMETERS = dict(
+      standard_component_specs.FileBasedExampleGenSpec.PARAMETERS, **{
+          THRESHOLD_FROM_KEY: ExecutionParameter(type=str, optional=True)})
 
 
 class ExternalImageExampleGen(ImageExampleGen):
@@ -88,12 +99,22 @@ class ExternalImageExampleGen(ImageExampleGen):
   empty and the artifact's int property `layout.COHORT_PRESENT` is 0 (1
   when a cohort was ingested). A subclass of ImageExampleGen, so whatever
   treats ingestion specially (never cached on Kubeflow) treats it so too.
+
+  threshold_from (contract.options TrainingSettings.threshold_from; may be
+  a RuntimeParameter): 'external' splits a present cohort by a hash of
+  patient_id into CALIBRATION_SPLIT and EXTERNAL_SPLIT (whole patients per
+  half), and fails if the calibration half holds fewer than
+  operating_point.MIN_THRESHOLD_POSITIVES PNEUMONIA images; 'eval' (or
+  unset) keeps the one split.
   """
   SPEC_CLASS = ExternalImageExampleGenSpec
-  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.ExternalExecutor)
+  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(
+      external_executor.ExternalExecutor)
 
   def __init__(self, input_base: Union[str, data_types.RuntimeParameter],
-               reference_examples: types.BaseChannel):
+               reference_examples: types.BaseChannel,
+               threshold_from: Union[
+                   str, data_types.RuntimeParameter, None] = None):
     # FileBasedExampleGen.__init__ builds its own spec class, which has no
     # inputs; the spec is built here and handed to the base component.
     spec = ExternalImageExampleGenSpec(
@@ -103,14 +124,17 @@ class ExternalImageExampleGen(ImageExampleGen):
         output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
         output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
         examples=types.Channel(type=standard_artifacts.Examples),
-        reference_examples=reference_examples)
+        reference_examples=reference_examples,
+        **({} if threshold_from is None
+           else {THRESHOLD_FROM_KEY: threshold_from}))
     base_beam_component.BaseBeamComponent.__init__(self, spec=spec)
 
 
 def _run_outside_pipeline(
     executor_class, input_dict, input_base: str, output_uri: str,
     output_config: example_gen_pb2.Output,
-    beam_pipeline_args: Optional[List[str]]) -> standard_artifacts.Examples:
+    beam_pipeline_args: Optional[List[str]],
+    **extra_properties) -> standard_artifacts.Examples:
   examples = standard_artifacts.Examples()
   examples.uri = output_uri
   run = executor_class(executor_class.Context(
@@ -121,6 +145,7 @@ def _run_outside_pipeline(
       'input_config': proto_utils.proto_to_json(image_tree_input_config()),
       'output_config': proto_utils.proto_to_json(output_config),
       'output_data_format': example_gen_pb2.FORMAT_TF_EXAMPLE,
+      **extra_properties,
   })
   return examples
 
@@ -138,12 +163,16 @@ def ingest_outside_pipeline(
 def ingest_external_outside_pipeline(
     input_base: str, output_uri: str,
     reference_examples: types.Artifact,
-    beam_pipeline_args: Optional[List[str]] = None
+    beam_pipeline_args: Optional[List[str]] = None,
+    threshold_from: Optional[str] = None
 ) -> standard_artifacts.Examples:
   """`ingest_outside_pipeline` of an external cohort, deduplicated against
   reference_examples (e.g. what `ingest_outside_pipeline` returned);
-  input_base NO_COHORT ingests an absent cohort."""
+  input_base NO_COHORT ingests an absent cohort; threshold_from as for
+  ExternalImageExampleGen."""
   return _run_outside_pipeline(
-      executor.ExternalExecutor,
+      external_executor.ExternalExecutor,
       {REFERENCE_EXAMPLES_KEY: [reference_examples]}, input_base, output_uri,
-      external_split_config(), beam_pipeline_args)
+      external_split_config(), beam_pipeline_args,
+      **({} if threshold_from is None
+         else {THRESHOLD_FROM_KEY: threshold_from}))

@@ -13,14 +13,10 @@ TFX's own Do runs it (split names, the Beam pipeline, the artifact's format
 properties): this executor supplies the hooks that Do calls, writing the
 splits and the report in one of them, and adds the summary once Do returns.
 
-`ExternalExecutor` ingests an external cohort the same way into its one
-split, also dropping the images its `reference_examples` (the main data)
-hold; an empty input_base means the cohort is absent: an empty split,
-`layout.COHORT_PRESENT` 0 on the artifact.
+The external cohort's executor (external_executor.py) builds on this one.
 """
 import dataclasses
-import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import apache_beam as beam
 from tfx import types
@@ -40,12 +36,7 @@ from components.image_example_gen.inspection import inspect_image
 from components.image_example_gen.walk import Candidate
 # pylint: enable=unused-import,g-importing-member
 from contract import layout
-
-# The external cohort's input: the main data's Examples, to drop its images.
-REFERENCE_EXAMPLES_KEY = 'reference_examples'
-# The external cohort's input_base when there is none (Kubeflow compiles the
-# branch in; an empty runtime value of its data root means "no cohort").
-NO_COHORT = ''
+from contract import names as constants
 
 # exec_properties key carrying the run into the hooks TFX's Do calls (like
 # TFX's own '_beam_pipeline_args'); never part of the component's spec.
@@ -68,6 +59,10 @@ class IngestionRun:
   # main data itself), and whether the cohort has a data root at all.
   main_data_patterns: Optional[List[str]] = None
   present: bool = True
+  # The output splits (as the output config names them) and, of an external
+  # cohort, where the threshold is chosen.
+  split_names: Tuple[str, ...] = constants.SPLIT_NAMES
+  threshold_from: str = constants.THRESHOLD_FROM_EVAL
 
   @property
   def external(self) -> bool:
@@ -77,7 +72,9 @@ class IngestionRun:
     """What `ingestion_report.write_report` needs of a cohort, or None."""
     if not self.external:
       return None
-    return {'present': self.present, 'num_files': self.ingested.num_files}
+    return {'present': self.present, 'num_files': self.ingested.num_files,
+            'split_names': self.split_names,
+            'threshold_from': self.threshold_from}
 
 
 @beam.ptransform_fn
@@ -142,28 +139,3 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         'ingestion_summary', ingestion_report.log_summary(run.report_path))
     if run.external:
       artifact.set_int_custom_property(layout.COHORT_PRESENT, int(run.present))
-
-
-def main_data_patterns(reference: types.Artifact) -> List[str]:
-  """A file pattern per split of the main data's Examples artifact."""
-  return [os.path.join(artifact_utils.get_split_uri([reference], split), '*')
-          for split in artifact_utils.decode_split_names(
-              reference.split_names)]
-
-
-class ExternalExecutor(Executor):
-  """Ingests an external cohort: one split, no image the main data holds.
-
-  An input_base of NO_COHORT is a cohort that is absent on this run: the
-  split is written empty and the artifact says so (`layout.COHORT_PRESENT`
-  0), so downstream gates can tell "no cohort" from "a cohort with no
-  usable image".
-  """
-
-  def _run(self, input_dict, examples, exec_properties) -> IngestionRun:
-    run = super()._run(None, examples, exec_properties)
-    reference = artifact_utils.get_single_instance(
-        input_dict[REFERENCE_EXAMPLES_KEY])
-    run.main_data_patterns = main_data_patterns(reference)
-    run.present = run.input_base != NO_COHORT
-    return run

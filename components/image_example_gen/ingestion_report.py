@@ -9,6 +9,10 @@ An external cohort's report has the same format, with its one split, plus
 the images dropped because the main data holds them (`layout.IN_MAIN_DATA`),
 whether the cohort was there at all (`layout.COHORT_PRESENT`) and where each
 listed image file went (``files``), so readers need not add lists up.
+With threshold_from 'external' it has two splits, CALIBRATION_SPLIT and
+EXTERNAL_SPLIT (counted apart, and together under 'all'), and
+`calibration_shortfall` says whether the calibration half can choose a
+threshold.
 """
 import collections
 import json
@@ -21,6 +25,7 @@ import tensorflow as tf
 
 from contract import layout
 from contract import names as constants
+from contract import operating_point
 
 # The report lists this many ignored paths at most (a stray folder can hold
 # thousands); the count is always complete.
@@ -75,11 +80,18 @@ def build_cohort_report(keys: List[Tuple[str, str, str]],
                         rejected: List[Dict[str, str]],
                         ignored: List[str],
                         in_main_data: List[Dict[str, str]],
-                        present: bool, num_files: int) -> Dict[str, Any]:
-  """The report of an external cohort: `build_report` of its one split, plus
-  what the main data already holds and whether the cohort was given."""
+                        present: bool, num_files: int,
+                        split_names: Sequence[str] = (
+                            constants.EXTERNAL_SPLIT,),
+                        threshold_from: Optional[str] = None
+                        ) -> Dict[str, Any]:
+  """The report of an external cohort: `build_report` of its split(s), plus
+  what the main data already holds, whether the cohort was given and (when
+  known) where the threshold is chosen."""
   report = build_report(keys, duplicates, rejected, ignored,
-                        (constants.EXTERNAL_SPLIT,))
+                        tuple(split_names))
+  if threshold_from is not None:
+    report[layout.THRESHOLD_FROM] = threshold_from
   report[layout.IN_MAIN_DATA] = sorted(in_main_data, key=lambda d: d['path'])
   report[layout.COHORT_PRESENT] = int(present)
   report['files'] = {
@@ -137,6 +149,36 @@ def write_report(pipeline: beam.Pipeline,
                         else beam.pvalue.AsList(in_main_data))))
 
 
+def read_report(path: str) -> Dict[str, Any]:
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def calibration_shortfall(report: Dict[str, Any]) -> Optional[str]:
+  """Why the calibration half cannot choose the threshold, or None.
+
+  Fewer than operating_point.MIN_THRESHOLD_POSITIVES PNEUMONIA images in
+  CALIBRATION_SPLIT (none when the report has no such split).
+  """
+  counts = report['counts'].get(constants.CALIBRATION_SPLIT)
+  positives = 0 if counts is None else counts[
+      constants.LABEL_NAMES[constants.PNEUMONIA]]
+  minimum = operating_point.MIN_THRESHOLD_POSITIVES
+  if positives >= minimum:
+    return None
+  evaluated = report['counts'].get(constants.EXTERNAL_SPLIT, {})
+  return (
+      f'threshold_from is external, but the calibration half of the '
+      f'external cohort holds {positives} PNEUMONIA images (of '
+      f"{0 if counts is None else counts['total']}; the evaluation half "
+      f"holds {evaluated.get('total', 0)}): at least {minimum} are needed to "
+      f'choose an operating threshold on. Give a larger external cohort '
+      f'(about {2 * minimum} PNEUMONIA images or more, split by patient into '
+      f'two halves), or run with --threshold-from eval (Kubeflow: '
+      f'threshold_from=eval) to choose it on the eval split. Stopped before '
+      f'training.')
+
+
 def summarize(report: Dict[str, Any]) -> str:
   """One readable line for the log."""
   counts = report['counts']
@@ -162,7 +204,6 @@ def summarize(report: Dict[str, Any]) -> str:
 
 def log_summary(path: str) -> str:
   """Reads the written report at path, logs its summary and returns it."""
-  with tf.io.gfile.GFile(path) as f:
-    report = json.load(f)
+  report = read_report(path)
   logging.info('%s Report: %s', summarize(report), path)
   return summarize(report)

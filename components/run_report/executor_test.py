@@ -30,6 +30,7 @@ from components.run_report import run as run_lib
 from components.run_report import view
 from components.run_report import view_ingestion
 from contract import layout
+from contract import names as constants
 from testing import browser
 
 THRESHOLD = 0.3125
@@ -1047,3 +1048,18 @@ def test_external_cohort_page_images_load_in_chromium(tmp_path):
   path = page.write_report(_external_data(), str(tmp_path))
   total, broken = browser.broken_images(path)
   assert total >= 9 and not broken, (total, broken)
+
+
+def test_the_page_says_which_data_chose_the_threshold():
+  eval_text = _html(_data())
+  assert 'the eval split, for a target sensitivity of 0.95' in eval_text
+  assert 'eval sensitivity' in eval_text
+  info = _model_info()
+  info[layout.MODEL_INFO_THRESHOLD_SOURCE] = {
+      layout.THRESHOLD_CHOSEN_ON: layout.THRESHOLD_CHOSEN_ON_TEXT[
+          constants.THRESHOLD_FROM_EXTERNAL],
+      'images': 140, 'positives': 82, 'negatives': 58}
+  site_text = _html(_data(model_info=info))
+  assert "external cohort&#39;s calibration half (140 images" in site_text
+  assert 'calibration sensitivity' in site_text
+  assert 'the eval split, for' not in site_text

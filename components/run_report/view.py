@@ -18,6 +18,7 @@ from components.run_report.evaluation import Rates
 from components.run_report.run import MODEL_INFO_NAME
 from components.run_report.run import Run
 from contract import layout
+from contract import names as constants
 
 TEST_METRICS = (('auc', 'AUC (ROC)'), ('pr_auc', 'PR-AUC'),
                 ('binary_accuracy', 'accuracy'), ('precision', 'precision'),
@@ -110,12 +111,14 @@ class Decision:
 
 @dataclasses.dataclass(frozen=True)
 class OperatingPoint:
-  """How the threshold was chosen on the eval split (model_info.json)."""
+  """How and on which data the threshold was chosen (model_info.json)."""
   target_sensitivity: Any
   sensitivity: Any
   specificity: Any
   positives: Any
   negatives: Any
+  chosen_on: str = 'the eval split'
+  short: str = 'eval'  # names the rates in the page
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,6 +251,13 @@ def _decision(run: Run) -> Decision:
 def _operating(run: Run) -> Operating:
   info = run.model_info or {}
   point = info.get('operating_point') or {}
+  source = info.get(layout.MODEL_INFO_THRESHOLD_SOURCE) or {}
+  site = source.get(layout.THRESHOLD_CHOSEN_ON) == (
+      layout.THRESHOLD_CHOSEN_ON_TEXT[constants.THRESHOLD_FROM_EXTERNAL])
+  where = ({'chosen_on': f"the external cohort's calibration half "
+                         f"({source.get('images')} images, not used for any "
+                         'external metric)', 'short': 'calibration'}
+           if site else {})
   return Operating(
       threshold=evaluation.threshold(run),
       architecture=info.get('architecture') or None,
@@ -256,7 +266,7 @@ def _operating(run: Run) -> Operating:
           sensitivity=point.get('sensitivity'),
           specificity=point.get('specificity'),
           positives=point.get('positives'),
-          negatives=point.get('negatives')) if point else None)
+          negatives=point.get('negatives'), **where) if point else None)
 
 
 def _test_split(run: Run) -> TestSplit:
