@@ -8,38 +8,59 @@ imports no Keras, so the local runner's preflight can ask it in a fraction
 of a second.
 """
 import dataclasses
-from typing import Callable, Iterable, List, Tuple
+from typing import Callable, Iterable, List, NamedTuple
 
 from contract import options
 
-# (phase number, epochs, learning rate)
-Phase = Tuple[int, int, float]
+# What trains in a phase (trainer/models.set_fine_tuning applies it):
+ALL = 'all'    # every layer (a CNN; a backbone from random weights)
+HEAD = 'head'  # only the new head, on a frozen backbone
+TOP = 'top'    # the head and the backbone's last stage (fine-tuning)
+TRAINS = (ALL, HEAD, TOP)
 
 
-def one_phase(settings: options.TrainingSettings) -> List[Phase]:
-  return [(1, settings.epochs, settings.learning_rate)]
+class Phase(NamedTuple):
+  number: int
+  epochs: int
+  learning_rate: float
+  trains: str = ALL
 
 
-def head_then_fine_tune(settings: options.TrainingSettings) -> List[Phase]:
-  """The head on the frozen backbone first, then the top blocks at the
-  fine-tuning learning rate."""
+def one_phase(settings: options.TrainingSettings,
+              pretrained: bool = False) -> List[Phase]:
+  del pretrained  # nothing is pretrained
+  return [Phase(1, settings.epochs, settings.learning_rate, ALL)]
+
+
+def head_then_fine_tune(settings: options.TrainingSettings,
+                        pretrained: bool) -> List[Phase]:
+  """Pretrained: the head on the frozen backbone first, then the top blocks
+  at the fine-tuning learning rate. From random weights there is nothing to
+  keep: one phase in which every layer trains from epoch 1 at the
+  from-scratch learning rate (a frozen random backbone is a fixed random
+  projection; the head alone learns little from it)."""
   epochs = settings.epochs
+  if not pretrained:
+    return [Phase(1, epochs, settings.from_scratch_learning_rate, ALL)]
   head = min(epochs, max(1, round(epochs *
                                   settings.resnet_head_epochs_fraction)))
-  phases = [(1, head, settings.learning_rate)]
+  phases = [Phase(1, head, settings.learning_rate, HEAD)]
   if epochs > head:
-    phases.append((2, epochs - head, settings.fine_tune_learning_rate))
+    phases.append(Phase(2, epochs - head, settings.fine_tune_learning_rate,
+                        TOP))
   return phases
 
 
 @dataclasses.dataclass(frozen=True)
 class Architecture:
-  """phases(settings) -> [(phase, epochs, learning rate)];
+  """phases(settings, pretrained) -> [Phase(number, epochs, learning rate,
+  what trains)], `pretrained` being whether the architecture starts from
+  initial weights (settings.resnet_weights other than none);
   fine_tunes_backbone: before each phase trainer/models.set_fine_tuning sets
   what trains (recompile after); needs_weights: starts from
   `settings.resnet_weights`, resolved before any work (trainer/resnet_weights).
   """
-  phases: Callable[[options.TrainingSettings], List[Phase]] = one_phase
+  phases: Callable[[options.TrainingSettings, bool], List[Phase]] = one_phase
   fine_tunes_backbone: bool = False
   needs_weights: bool = False
 

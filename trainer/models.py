@@ -7,9 +7,10 @@ float32 [S, S, 1] in [0, 1], and returns the probability of PNEUMONIA
 * `baseline_cnn`: a plain small CNN (conv/pool blocks, no normalisation or
   regularisation) -- the notebook baseline.
 * `improved_cnn`: the same family with BatchNorm, Dropout and L2.
-* `resnet50`: Keras ResNet50 backbone with a new head; trained in two phases
-  (head with the backbone frozen, then the top blocks at a lower learning
-  rate; see `set_fine_tuning`).
+* `resnet50`: Keras ResNet50 backbone with a new head. From pretrained
+  weights it trains in two phases (head with the backbone frozen, then the
+  top blocks at a lower learning rate); from random weights every layer
+  trains from the first epoch (trainer/architectures; see `set_fine_tuning`).
 
 How each one trains (phases, fine-tuning, initial weights) is registered in
 trainer/architectures.py; this module builds them, keyed by the same names.
@@ -22,6 +23,7 @@ from keras import layers
 
 from contract import options
 from trainer import architectures
+from trainer import preprocessing
 
 ARCHITECTURES = options.ARCHITECTURES
 
@@ -43,6 +45,26 @@ def bn_momentum_for(steps_per_epoch: int) -> float:
   return float(min(0.99, max(0.5, math.exp(math.log(0.01) / steps))))
 
 
+class HistogramEqualisation(layers.Layer):
+  """trainer/preprocessing.equalize_histogram as the model's first layer
+  (`intensity_normalisation` equalize); no weights."""
+
+  def call(self, images):
+    return preprocessing.equalize_histogram(images)
+
+  def compute_output_shape(self, input_shape):
+    return input_shape
+
+
+def _normalised(inputs, intensity_normalisation: str):
+  if intensity_normalisation not in options.INTENSITY_NORMALISATIONS:
+    raise ValueError(f'unknown intensity_normalisation '
+                     f'{intensity_normalisation!r}')
+  if intensity_normalisation == 'equalize':
+    return HistogramEqualisation(name='equalize_histogram')(inputs)
+  return inputs
+
+
 def _conv_block(x, filters: int, improved: bool, bn_momentum: float,
                 l2: float):
   regularizer = keras.regularizers.L2(l2) if improved and l2 else None
@@ -56,12 +78,13 @@ def _conv_block(x, filters: int, improved: bool, bn_momentum: float,
 
 
 def _cnn(name: str, image_size: int, improved: bool, bn_momentum: float,
-         l2: float, dropout: float) -> keras.Model:
+         l2: float, dropout: float, normalisation: str) -> keras.Model:
   inputs = keras.Input((image_size, image_size, 1), name='image')
+  x = _normalised(inputs, normalisation)
   # A strided stem keeps 224-px training affordable on a CPU.
   x = layers.Conv2D(16, 5, strides=2, padding='same', use_bias=not improved,
                     kernel_regularizer=(keras.regularizers.L2(l2)
-                                        if improved and l2 else None))(inputs)
+                                        if improved and l2 else None))(x)
   if improved:
     x = layers.BatchNormalization(momentum=bn_momentum)(x)
   x = layers.ReLU()(x)
@@ -79,10 +102,11 @@ def _cnn(name: str, image_size: int, improved: bool, bn_momentum: float,
 
 
 def _resnet50(image_size: int, weights: Optional[str], bn_momentum: float,
-              dropout: float) -> keras.Model:
+              dropout: float, normalisation: str) -> keras.Model:
   inputs = keras.Input((image_size, image_size, 1), name='image')
+  gray = _normalised(inputs, normalisation)
   # Grayscale to the 3 identical channels and pixel scale ResNet50 expects.
-  x = layers.Concatenate(name='to_rgb')([inputs, inputs, inputs])
+  x = layers.Concatenate(name='to_rgb')([gray, gray, gray])
   x = layers.Rescaling(255.0)(x)
   x = layers.Normalization(mean=_IMAGENET_BGR_MEAN, variance=(1.0, 1.0, 1.0),
                            name='imagenet_mean')(x)
@@ -99,20 +123,26 @@ def _resnet50(image_size: int, weights: Optional[str], bn_momentum: float,
   x = layers.Dropout(dropout)(x)
   outputs = layers.Dense(1, activation='sigmoid', name='pneumonia')(x)
   model = keras.Model(inputs, outputs, name='resnet50')
-  set_fine_tuning(model, phase=1, pretrained=pretrained)
+  # What trains first; the Trainer sets each phase's (prepare_phase).
+  set_fine_tuning(model, architectures.HEAD if pretrained else
+                  architectures.ALL, pretrained=pretrained)
   return model
 
 
-def set_fine_tuning(model: keras.Model, phase: int, pretrained: bool = True,
+def set_fine_tuning(model: keras.Model, trains: str, pretrained: bool = True,
                     unfreeze_from: str = 'conv5_') -> None:
-  """Phase 1: only the head trains. Phase 2: also the backbone's layers from
-  the first whose name starts with `unfreeze_from` (ResNet50's last stage);
-  BatchNorm layers of a pretrained backbone stay frozen. Recompile after."""
+  """What trains (trainer/architectures.TRAINS): HEAD, only the head; TOP,
+  also the backbone's layers from the first whose name starts with
+  `unfreeze_from` (ResNet50's last stage); ALL, every layer. BatchNorm
+  layers of a pretrained backbone stay frozen. Recompile after."""
+  if trains not in architectures.TRAINS:
+    raise ValueError(f'unknown phase kind {trains!r}; choose from '
+                     f'{architectures.TRAINS}')
   backbone = model.get_layer('resnet50')
-  backbone.trainable = phase >= 2
-  if phase < 2:
+  backbone.trainable = trains != architectures.HEAD
+  if trains == architectures.HEAD:
     return
-  unfrozen = False
+  unfrozen = trains == architectures.ALL
   for layer in backbone.layers:
     unfrozen = unfrozen or layer.name.startswith(unfreeze_from)
     layer.trainable = unfrozen and not (
@@ -120,32 +150,35 @@ def set_fine_tuning(model: keras.Model, phase: int, pretrained: bool = True,
 
 
 # The builders, keyed like trainer/architectures.REGISTRY:
-# (image_size, bn_momentum, l2, dropout, weights) -> keras.Model.
+# (image_size, bn_momentum, l2, dropout, weights, normalisation) -> Model.
 _BUILDERS = {
-    'baseline_cnn': lambda size, momentum, l2, dropout, weights: _cnn(
-        'baseline_cnn', size, False, momentum, l2, dropout),
-    'improved_cnn': lambda size, momentum, l2, dropout, weights: _cnn(
-        'improved_cnn', size, True, momentum, l2, dropout),
-    'resnet50': lambda size, momentum, l2, dropout, weights: _resnet50(
-        size, weights, momentum, dropout),
+    'baseline_cnn': lambda size, momentum, l2, dropout, weights, norm: _cnn(
+        'baseline_cnn', size, False, momentum, l2, dropout, norm),
+    'improved_cnn': lambda size, momentum, l2, dropout, weights, norm: _cnn(
+        'improved_cnn', size, True, momentum, l2, dropout, norm),
+    'resnet50': lambda size, momentum, l2, dropout, weights, norm: _resnet50(
+        size, weights, momentum, dropout, norm),
 }
 assert tuple(_BUILDERS) == tuple(architectures.REGISTRY)
 
 
-def prepare_phase(model: keras.Model, name: str, phase: int,
-                  pretrained: bool) -> bool:
+def prepare_phase(model: keras.Model, name: str,
+                  phase: architectures.Phase, pretrained: bool) -> bool:
   """Sets what trains in `phase`; True if the architecture has phases of its
-  own (then the Trainer recompiles and logs the phase)."""
+  own (then the Trainer logs what trains)."""
   if not architectures.get(name).fine_tunes_backbone:
     return False
-  set_fine_tuning(model, phase, pretrained=pretrained)
+  set_fine_tuning(model, phase.trains, pretrained=pretrained)
   return True
 
 
 def build_model(name: str, image_size: int, steps_per_epoch: int,
                 l2: float = options.TrainingSettings.l2,
                 dropout: float = options.TrainingSettings.dropout,
-                resnet_weights: Optional[str] = None) -> keras.Model:
+                resnet_weights: Optional[str] = None,
+                intensity_normalisation: str = (
+                    options.TrainingSettings.intensity_normalisation)
+                ) -> keras.Model:
   """The architecture `name` for square images of `image_size` pixels.
 
   Args:
@@ -156,7 +189,9 @@ def build_model(name: str, image_size: int, steps_per_epoch: int,
     dropout: dropout rate of improved_cnn and the ResNet50 head.
     resnet_weights: 'imagenet', a local weights file, or None (random; for
       smoke tests only). See trainer.resnet_weights.
+    intensity_normalisation: 'none' or 'equalize' (a first layer applying
+      trainer.preprocessing.equalize_histogram).
   """
   architectures.get(name)  # a clear error for an unknown name
   return _BUILDERS[name](image_size, bn_momentum_for(steps_per_epoch), l2,
-                         dropout, resnet_weights)
+                         dropout, resnet_weights, intensity_normalisation)

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from contract import options
+from trainer import architectures
 from trainer import models
+from trainer import preprocessing
 
 SIZE = 32
 
@@ -158,8 +160,8 @@ def _trainable_names(model: keras.Model):
   return {l.name for l in backbone.layers if l.trainable and l.weights}
 
 
-def test_resnet50_phase_1_trains_only_the_head(resnet):
-  models.set_fine_tuning(resnet, phase=1, pretrained=False)
+def test_resnet50_head_phase_trains_only_the_head(resnet):
+  models.set_fine_tuning(resnet, architectures.HEAD, pretrained=False)
   backbone = resnet.get_layer('resnet50')
   assert not backbone.trainable
   assert not backbone.trainable_weights
@@ -170,9 +172,10 @@ def test_resnet50_phase_1_trains_only_the_head(resnet):
 
 
 @pytest.mark.parametrize('pretrained', [True, False])
-def test_resnet50_phase_2_unfreezes_conv5_only(resnet, pretrained):
+def test_resnet50_top_phase_unfreezes_conv5_only(resnet, pretrained):
   try:
-    models.set_fine_tuning(resnet, phase=2, pretrained=pretrained)
+    models.set_fine_tuning(resnet, architectures.TOP,
+                           pretrained=pretrained)
     backbone = resnet.get_layer('resnet50')
     assert backbone.trainable
     conv5 = [l for l in backbone.layers if l.name.startswith('conv5_')]
@@ -197,14 +200,63 @@ def test_resnet50_phase_2_unfreezes_conv5_only(resnet, pretrained):
     head = {id(w) for w in resnet.get_layer('pneumonia').trainable_weights}
     assert trainable == conv5_weights | head
   finally:
-    models.set_fine_tuning(resnet, phase=1, pretrained=False)
+    models.set_fine_tuning(resnet, architectures.HEAD, pretrained=False)
 
 
-def test_resnet50_back_to_phase_1_freezes_everything_again(resnet):
-  models.set_fine_tuning(resnet, phase=2, pretrained=False)
+def test_resnet50_back_to_the_head_phase_freezes_everything_again(resnet):
+  models.set_fine_tuning(resnet, architectures.TOP, pretrained=False)
   assert len(resnet.trainable_weights) > 2
-  models.set_fine_tuning(resnet, phase=1, pretrained=False)
+  models.set_fine_tuning(resnet, architectures.HEAD, pretrained=False)
   assert len(resnet.trainable_weights) == 2
+
+
+def test_resnet50_from_random_weights_is_built_with_every_layer_training():
+  model = _build('resnet50', resnet_weights=None)
+  backbone = model.get_layer('resnet50')
+  assert backbone.trainable and all(l.trainable for l in backbone.layers)
+  norms = [l for l in backbone.layers
+           if isinstance(l, layers.BatchNormalization)]
+  assert norms and all(l.gamma.trainable for l in norms)
+  # Every weight trains but BatchNorm's moving statistics.
+  moving = {id(w) for l in norms for w in (l.moving_mean, l.moving_variance)}
+  assert {id(w) for w in model.trainable_weights} == {
+      id(w) for w in model.weights} - moving
+
+
+@pytest.mark.parametrize('pretrained', [True, False])
+def test_resnet50_all_phase_trains_every_layer(resnet, pretrained):
+  try:
+    models.set_fine_tuning(resnet, architectures.ALL, pretrained=pretrained)
+    backbone = resnet.get_layer('resnet50')
+    for layer in backbone.layers:
+      if isinstance(layer, layers.BatchNormalization):
+        # A pretrained backbone keeps its BatchNorm layers frozen.
+        assert layer.trainable == (not pretrained), layer.name
+      else:
+        assert layer.trainable, layer.name
+    convs = [l for l in backbone.layers if isinstance(l, layers.Conv2D)]
+    assert len(convs) == 53 and all(l.kernel.trainable for l in convs)
+  finally:
+    models.set_fine_tuning(resnet, architectures.HEAD, pretrained=False)
+
+
+def test_set_fine_tuning_rejects_an_unknown_phase_kind(resnet):
+  with pytest.raises(ValueError, match='unknown phase kind'):
+    models.set_fine_tuning(resnet, 'everything')
+
+
+def test_prepare_phase_applies_what_the_phase_trains(resnet):
+  try:
+    phase = architectures.Phase(1, 1, 1e-3, architectures.ALL)
+    assert models.prepare_phase(resnet, 'resnet50', phase, pretrained=False)
+    assert len(resnet.trainable_weights) > 100
+    phase = architectures.Phase(1, 1, 1e-3, architectures.HEAD)
+    assert models.prepare_phase(resnet, 'resnet50', phase, pretrained=False)
+    assert len(resnet.trainable_weights) == 2
+    cnn = _build('improved_cnn')
+    assert not models.prepare_phase(cnn, 'improved_cnn', phase, False)
+  finally:
+    models.set_fine_tuning(resnet, architectures.HEAD, pretrained=False)
 
 
 def test_resnet50_repeats_the_gray_channel(resnet):
@@ -216,3 +268,34 @@ def test_resnet50_repeats_the_gray_channel(resnet):
   assert rgb.shape == (1, SIZE, SIZE, 3)
   for channel in range(3):
     np.testing.assert_array_equal(rgb[..., channel], image[..., 0])
+
+
+@pytest.mark.parametrize('name', ['baseline_cnn', 'improved_cnn'])
+def test_equalize_is_the_first_layer_and_makes_gamma_irrelevant(name):
+  model = _build(name, intensity_normalisation='equalize')
+  assert isinstance(model.layers[1], models.HistogramEqualisation)
+  assert not model.layers[1].weights
+  images, _ = _batch(2)
+  np.testing.assert_allclose(
+      np.asarray(model(images ** 2.0, training=False)),
+      np.asarray(model(images, training=False)), atol=1e-6)
+  plain = _build(name)
+  assert not any(isinstance(l, models.HistogramEqualisation)
+                 for l in plain.layers)
+
+
+def test_resnet50_equalizes_before_repeating_the_channel():
+  model = _build('resnet50', resnet_weights=None,
+                 intensity_normalisation='equalize')
+  to_rgb = model.get_layer('to_rgb')
+  assert isinstance(model.layers[1], models.HistogramEqualisation)
+  images, _ = _batch(2)
+  rgb = np.asarray(keras.Model(model.input, to_rgb.output)(images))
+  expected = np.asarray(preprocessing.equalize_histogram(images))
+  for channel in range(3):
+    np.testing.assert_allclose(rgb[..., channel], expected[..., 0])
+
+
+def test_unknown_intensity_normalisation_is_refused():
+  with pytest.raises(ValueError, match='intensity_normalisation'):
+    _build('improved_cnn', intensity_normalisation='clahe')

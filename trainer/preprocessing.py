@@ -27,6 +27,28 @@ def preprocess_image(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:
   return image
 
 
+def equalize_histogram(images: tf.Tensor) -> tf.Tensor:
+  """Per-image histogram equalisation of float images [batch, S, S, 1].
+
+  Each pixel becomes the fraction of its image's pixels at or below it (the
+  image's own cumulative histogram), shifted so the darkest pixels are 0 and
+  scaled to [0, 1]: the result does not change under any increasing change
+  of exposure, contrast or gamma of the input. A constant image becomes 0.
+  TF ops only (sort and searchsorted), so it runs inside the model and hence
+  inside the exported serving graph.
+  """
+  images = tf.convert_to_tensor(images, tf.float32)
+  shape = tf.shape(images)
+  flat = tf.reshape(images, [shape[0], -1])
+  ordered = tf.sort(flat, axis=-1)
+  at_or_below = tf.searchsorted(ordered, flat, side='right')
+  cdf = tf.cast(at_or_below, tf.float32) / tf.cast(tf.shape(flat)[1],
+                                                    tf.float32)
+  darkest = tf.reduce_min(cdf, axis=-1, keepdims=True)
+  equalized = (cdf - darkest) / tf.maximum(1.0 - darkest, 1e-6)
+  return tf.reshape(equalized, shape)
+
+
 def parse_examples(serialized: tf.Tensor):
   """Image bytes and labels of a batch of serialized tf.Examples."""
   features = tf.io.parse_example(serialized, {

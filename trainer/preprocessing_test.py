@@ -205,3 +205,42 @@ def test_whatever_ingestion_accepts_preprocesses(raw):
   assert height and width
   image = preprocessing.preprocess_image(raw, SIZE)
   assert image.shape == (SIZE, SIZE, 1) and image.dtype == tf.float32
+
+
+# --- equalize_histogram (intensity_normalisation='equalize') -----------------
+def _real_batch():
+  images = [preprocessing.preprocess_image(
+      tf.io.read_file(str(original(channels))), SIZE) for channels in (1, 3)]
+  return tf.stack(images)
+
+
+def test_equalize_histogram_spans_the_unit_range_with_a_flat_histogram():
+  batch = _real_batch()
+  equalized = preprocessing.equalize_histogram(batch).numpy()
+  assert equalized.shape == batch.shape and equalized.dtype == np.float32
+  for image in equalized:
+    assert image.min() == 0.0 and image.max() == pytest.approx(1.0)
+    # Flat: each quarter of the range holds about a quarter of the pixels.
+    counts, _ = np.histogram(image, bins=4, range=(0.0, 1.0))
+    assert counts.min() > 0.15 * image.size, counts
+
+
+def test_equalize_histogram_ignores_exposure_contrast_and_gamma():
+  batch = _real_batch()
+  reference = preprocessing.equalize_histogram(batch).numpy()
+  for changed in (0.2 + 0.5 * batch, batch ** 0.6, batch ** 1.8):
+    np.testing.assert_allclose(
+        preprocessing.equalize_histogram(changed).numpy(), reference,
+        atol=2.0 / (SIZE * SIZE))
+
+
+def test_equalize_histogram_works_image_by_image():
+  batch = _real_batch()
+  alone = preprocessing.equalize_histogram(batch[1:]).numpy()
+  together = preprocessing.equalize_histogram(batch).numpy()
+  np.testing.assert_array_equal(alone, together[1:])
+
+
+def test_equalize_histogram_of_a_constant_image_is_zero():
+  constant = tf.fill([1, SIZE, SIZE, 1], 0.4)
+  assert not np.any(preprocessing.equalize_histogram(constant).numpy())

@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional
 from absl import logging
 import keras
 import tensorflow as tf
+from tensorflow.python.framework import config as tf_config  # pylint: disable=g-direct-tensorflow-import
 
 from contract import layout
 from contract import names as constants
@@ -30,11 +31,13 @@ from trainer import data
 from trainer import models
 from trainer import progress
 from trainer import resnet_weights
+from trainer import schedules
 from trainer import signatures
 from trainer import threshold as threshold_lib
 
 HISTORY_FIELDS = ('epoch', 'phase', 'loss', 'accuracy', 'auc', 'val_loss',
-                  'val_accuracy', 'val_auc', 'seconds', 'images_per_second')
+                  'val_accuracy', 'val_auc', 'learning_rate', 'seconds',
+                  'images_per_second')
 # Training-path and serving-path probabilities agree to this (a test holds it).
 SERVING_TOLERANCE = 1e-5
 COMPARISON_FIELDS = ('architecture', 'selected', 'val_auc', 'val_accuracy',
@@ -66,6 +69,10 @@ class HistoryRecorder(keras.callbacks.Callback):
            'images_per_second': round(self._images / train_seconds, 2)}
     row.update({k: float(v) for k, v in (logs or {}).items()
                 if k in HISTORY_FIELDS})
+    # The rate at the epoch's end: a schedule's value at the next step; under
+    # plateau the rate the epoch ran at (this runs before any reduction).
+    row['learning_rate'] = float(keras.ops.convert_to_numpy(
+        self.model.optimizer.learning_rate))
     self._rows.append(row)
     write_table(os.path.join(self._dir, layout.HISTORY_STEM), self._rows,
                 HISTORY_FIELDS)
@@ -121,7 +128,23 @@ def local_directory(uri: str):
     shutil.rmtree(local, ignore_errors=True)
 
 
-def _compile(model: keras.Model, learning_rate: float) -> None:
+@contextlib.contextmanager
+def deterministic_ops(enabled: bool):
+  """tf.config.experimental.enable_op_determinism() inside, when `enabled`;
+  the process's previous state afterwards (the flag is process-wide)."""
+  # The query and the reset are not in tf.config's public API (TF 2.16).
+  before = tf_config.is_op_determinism_enabled()
+  if enabled and not before:
+    tf.config.experimental.enable_op_determinism()
+  try:
+    yield
+  finally:
+    if enabled and not before:
+      tf_config.disable_op_determinism()
+
+
+def _compile(model: keras.Model, learning_rate) -> None:
+  """learning_rate: a float or a keras LearningRateSchedule."""
   model.compile(
       optimizer=keras.optimizers.Adam(learning_rate),
       loss=keras.losses.BinaryCrossentropy(),
@@ -138,7 +161,8 @@ def train_architecture(name: str, train: data.Split, evaluation: data.Split,
   keras.utils.set_random_seed(seed)
   model = models.build_model(
       name, settings.image_size, steps, l2=settings.l2,
-      dropout=settings.dropout, resnet_weights=weights)
+      dropout=settings.dropout, resnet_weights=weights,
+      intensity_normalisation=settings.intensity_normalisation)
   arch_dir = os.path.join(run_dir, name)
   checkpoint_dir = os.path.join(arch_dir, layout.CHECKPOINTS_DIR)
   os.makedirs(checkpoint_dir, exist_ok=True)
@@ -152,18 +176,26 @@ def train_architecture(name: str, train: data.Split, evaluation: data.Split,
   start = time.perf_counter()
   epoch = 0
   total_epochs = settings.epochs
-  phases = architectures.get(name).phases(settings)
-  for phase, epochs, learning_rate in phases:
-    if models.prepare_phase(model, name, phase, weights is not None):
-      logging.info('[%s] phase %d: %d epochs at learning rate %g, %d '
-                   'trainable weights', name, phase, epochs, learning_rate,
+  pretrained = weights is not None
+  phases = architectures.get(name).phases(settings, pretrained)
+  for phase in phases:
+    if models.prepare_phase(model, name, phase, pretrained):
+      logging.info('[%s] phase %d (%s trains): %d epochs at learning rate %g, '
+                   '%d trainable weights', name, phase.number, phase.trains,
+                   phase.epochs, phase.learning_rate,
                    len(model.trainable_weights))
+    learning_rate, schedule_callbacks = schedules.for_phase(
+        settings, phase.learning_rate, phase.epochs, steps)
+    logging.info('[%s] learning rate: %s from %g, warm-up %d steps', name,
+                 settings.lr_schedule, phase.learning_rate,
+                 schedules.warmup_steps(settings, phase.epochs, steps))
     _compile(model, learning_rate)
     # A new stream per phase, seeded apart, so phase 2 does not replay the
     # augmentation draws of phase 1.
-    train_batches = data.training_stream(train, batch_size, seed + phase - 1)
+    train_batches = data.training_stream(train, batch_size,
+                                         seed + phase.number - 1)
     model.fit(
-        train_batches, epochs=epoch + epochs, initial_epoch=epoch,
+        train_batches, epochs=epoch + phase.epochs, initial_epoch=epoch,
         steps_per_epoch=steps, validation_data=eval_batches,
         class_weight=class_weight, verbose=0,
         callbacks=[
@@ -176,10 +208,12 @@ def train_architecture(name: str, train: data.Split, evaluation: data.Split,
                                             save_weights_only=True),
             keras.callbacks.TensorBoard(os.path.join(arch_dir,
                                                      layout.TENSORBOARD_DIR)),
-            HistoryRecorder(rows, arch_dir, phase, steps * batch_size),
+            HistoryRecorder(rows, arch_dir, phase.number, steps * batch_size),
             progress.ProgressLogger(name, total_epochs, steps, batch_size,
                                     settings.log_every_seconds, epoch),
-        ])
+            # Last: the history records the rate the epoch ran at, before a
+            # plateau reduction.
+        ] + schedule_callbacks)
     epoch = rows[-1]['epoch']
   seconds = time.perf_counter() - start
 
@@ -239,11 +273,12 @@ def train_and_export(train_files: List[str], eval_files: List[str],
       train = data.permute_labels(train, settings.seed)
     evaluation = data.load_split(eval_files, image_size, 'eval')
     trained, rows = {}, []
-    for name in settings.architectures:
-      model, row = train_architecture(name, train, evaluation, settings,
-                                      local_run_dir, weights)
-      trained[name] = model
-      rows.append(row)
+    with deterministic_ops(settings.deterministic):
+      for name in settings.architectures:
+        model, row = train_architecture(name, train, evaluation, settings,
+                                        local_run_dir, weights)
+        trained[name] = model
+        rows.append(row)
     best = max(rows, key=lambda r: _finite(r['val_auc']))
     best['selected'] = True
     table = comparison_markdown(rows)

@@ -105,9 +105,11 @@ def _train_and_export(root, settings, train_images, eval_images):
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
+  # The cosine schedule (not the default) so that its history is tested.
   settings = options.training_settings(
       'quick', image_size=SIZE, epochs=EPOCHS, batch_size=BATCH,
-      architectures=ARCHITECTURES, log_every_seconds=0.0)
+      architectures=ARCHITECTURES, log_every_seconds=0.0,
+      lr_schedule='cosine')
   train_images = shared_images.real_images(12, 20)
   eval_images = shared_images.real_images(6, 10, offset=20)
   return _train_and_export(tmp_path_factory.mktemp('trained'), settings,
@@ -293,6 +295,21 @@ def test_served_sensitivity_is_the_recorded_one_at_every_target(trained,
     assert served_sensitivity == point.sensitivity, (k, point)
 
 
+def test_history_records_the_warm_up_and_cosine_learning_rate(trained):
+  # 32 images of batch 8: 4 steps per epoch, 2 epochs. Warm-up: the first
+  # epoch (at most half of the 8 steps); the rate at its end is the peak,
+  # at the end of the run the floor.
+  peak = trained.settings.learning_rate
+  assert trained.settings.lr_schedule == 'cosine'
+  for name in ARCHITECTURES:
+    history = _read_json(trained.run_dir / name / 'history.json')
+    assert [h['learning_rate'] for h in history] == pytest.approx(
+        [peak, peak * trained.settings.min_learning_rate_fraction],
+        rel=1e-5)
+  assert any(f'[{ARCHITECTURES[0]}] learning rate: cosine from 0.001, '
+             'warm-up 4 steps' in m for m in trained.log)
+
+
 def test_training_settings_are_written(trained):
   assert _read_json(trained.run_dir / 'training_settings.json') == (
       trained.settings.to_dict())
@@ -313,32 +330,42 @@ def test_progress_lines_in_the_log(trained):
   assert any('Exported' in m for m in trained.log)
 
 
-def test_phases_of_the_cnns_are_one():
+@pytest.mark.parametrize('pretrained', [False, True])
+def test_phases_of_the_cnns_are_one(pretrained):
   settings = options.training_settings('quick', epochs=3)
   for name in ('baseline_cnn', 'improved_cnn'):
-    assert architectures.get(name).phases(settings) == [
-        (1, 3, settings.learning_rate)]
+    assert architectures.get(name).phases(settings, pretrained) == [
+        (1, 3, settings.learning_rate, architectures.ALL)]
 
 
-def test_resnet50_phases_head_then_fine_tune():
+def test_resnet50_pretrained_phases_head_then_fine_tune():
   settings = options.training_settings('quick', epochs=3)
-  phases = architectures.get('resnet50').phases(settings)
-  assert phases == [(1, 1, settings.learning_rate),
-                    (2, 2, settings.fine_tune_learning_rate)]
+  phases = architectures.get('resnet50').phases(settings, True)
+  assert phases == [
+      (1, 1, settings.learning_rate, architectures.HEAD),
+      (2, 2, settings.fine_tune_learning_rate, architectures.TOP)]
   assert settings.fine_tune_learning_rate < settings.learning_rate
-  assert sum(epochs for _, epochs, _ in phases) == 3
+  assert sum(phase.epochs for phase in phases) == 3
+
+
+@pytest.mark.parametrize('epochs', [1, 2, 30])
+def test_resnet50_from_random_weights_is_one_phase_of_every_layer(epochs):
+  settings = options.training_settings('quick', epochs=epochs,
+                                       from_scratch_learning_rate=3e-4)
+  assert architectures.get('resnet50').phases(settings, False) == [
+      (1, epochs, 3e-4, architectures.ALL)]
 
 
 @pytest.mark.parametrize('epochs, head', [(1, 1), (2, 1), (6, 2), (30, 10)])
-def test_resnet50_phase_lengths(epochs, head):
+def test_resnet50_pretrained_phase_lengths(epochs, head):
   settings = options.training_settings('quick', epochs=epochs)
-  phases = architectures.get('resnet50').phases(settings)
-  assert phases[0][:2] == (1, head)
-  assert sum(e for _, e, _ in phases) == epochs
+  phases = architectures.get('resnet50').phases(settings, True)
+  assert (phases[0].number, phases[0].epochs) == (1, head)
+  assert sum(phase.epochs for phase in phases) == epochs
   if epochs == 1:
     assert len(phases) == 1
   else:
-    assert [p for p, _, _ in phases] == [1, 2]
+    assert [phase.number for phase in phases] == [1, 2]
 
 
 def test_missing_resnet_weights_fail_before_any_decoding(tmp_path):
@@ -368,24 +395,111 @@ def test_files_expands_patterns_and_rejects_no_match(tmp_path):
     run._files([str(tmp_path / '*.tfrecord')])
 
 
-def test_resnet50_trains_in_two_phases(tmp_path):
-  """Random weights (nothing downloaded): head epoch, then fine-tuning."""
+def _trainable_weight_count(line: str) -> int:
+  return int(line.rsplit(', ', 1)[1].split()[0])
+
+
+def test_resnet50_from_random_weights_trains_every_layer_from_epoch_1(
+    tmp_path):
+  """Random weights: one phase, every layer at the from-scratch rate."""
   settings = options.training_settings(
       'quick', image_size=SIZE, epochs=2, batch_size=BATCH,
       architectures=['resnet50'], resnet_weights='none',
-      log_every_seconds=1000.0)
+      from_scratch_learning_rate=5e-4, log_every_seconds=1000.0)
   result = _train_and_export(tmp_path, settings,
                              shared_images.real_images(8, 8),
                              shared_images.real_images(4, 4, offset=8))
   history = _read_json(result.run_dir / 'resnet50' / 'history.json')
-  assert [(h['epoch'], h['phase']) for h in history] == [(1, 1), (2, 2)]
+  assert [(h['epoch'], h['phase']) for h in history] == [(1, 1), (2, 1)]
   assert sorted(os.listdir(result.run_dir / 'resnet50' / 'checkpoints')) == [
       'epoch-001.weights.h5', 'epoch-002.weights.h5']
   assert [r['selected'] for r in result.rows] == [True]
   info = _read_json(result.serving_dir / layout.MODEL_INFO_FILE)
   assert info['architecture'] == 'resnet50'
   phase_lines = [m for m in result.log if m.startswith('[resnet50] phase')]
-  assert len(phase_lines) == 2
-  assert 'phase 1: 1 epochs at learning rate 0.001, 2 trainable' in (
+  assert len(phase_lines) == 1, phase_lines
+  assert 'phase 1 (all trains): 2 epochs at learning rate 0.0005' in (
       phase_lines[0])
-  assert 'phase 2: 1 epochs at learning rate 1e-05' in phase_lines[1]
+  # 53 convolutions and 53 BatchNorms (kernel/bias, gamma/beta) + the head.
+  assert _trainable_weight_count(phase_lines[0]) == 53 * 2 + 53 * 2 + 2
+
+
+def test_resnet50_from_a_weights_file_keeps_head_then_fine_tune(tmp_path):
+  """Initial weights (a local file, as --resnet-weights PATH): the head on
+  the frozen backbone, then conv5 at the fine-tuning rate."""
+  import keras  # pylint: disable=g-import-not-at-top
+  keras.utils.set_random_seed(7)
+  weights_file = tmp_path / 'resnet50_notop.weights.h5'
+  keras.applications.ResNet50(include_top=False, weights=None, pooling='avg',
+                              input_shape=(SIZE, SIZE, 3)).save_weights(
+                                  str(weights_file))
+  settings = options.training_settings(
+      'quick', image_size=SIZE, epochs=2, batch_size=BATCH,
+      architectures=['resnet50'], resnet_weights=str(weights_file),
+      log_every_seconds=1000.0)
+  result = _train_and_export(tmp_path / 'run', settings,
+                             shared_images.real_images(8, 8),
+                             shared_images.real_images(4, 4, offset=8))
+  history = _read_json(result.run_dir / 'resnet50' / 'history.json')
+  assert [(h['epoch'], h['phase']) for h in history] == [(1, 1), (2, 2)]
+  phase_lines = [m for m in result.log if m.startswith('[resnet50] phase')]
+  assert len(phase_lines) == 2, phase_lines
+  assert 'phase 1 (head trains): 1 epochs at learning rate 0.001, 2 ' \
+      'trainable' in phase_lines[0]
+  assert 'phase 2 (top trains): 1 epochs at learning rate 1e-05' in (
+      phase_lines[1])
+  # conv5: 10 convolutions (kernel, bias) + the head; BatchNorms stay frozen.
+  assert _trainable_weight_count(phase_lines[1]) == 10 * 2 + 2
+
+
+def _checkpoint_tensors(run_dir: pathlib.Path):
+  """{checkpoint file:dataset name: array} of every checkpoint of a run."""
+  import h5py  # pylint: disable=g-import-not-at-top
+  tensors = {}
+  for path in sorted(run_dir.glob('*/checkpoints/*.weights.h5')):
+    with h5py.File(path, 'r') as f:
+      f.visititems(lambda name, item, path=path: tensors.__setitem__(
+          f'{path.relative_to(run_dir)}:{name}', item[()])
+                   if isinstance(item, h5py.Dataset) else None)
+  return tensors
+
+
+def test_two_runs_in_one_process_give_identical_weights(tmp_path):
+  """deterministic=True (the default): op determinism and every seed set.
+  Two runs give bit-identical weights at every epoch, the same history and
+  the same served probabilities; the process's determinism flag is restored
+  afterwards."""
+  from tensorflow.python.framework import config as tf_config  # pylint: disable=g-import-not-at-top,g-direct-tensorflow-import
+  settings = options.training_settings(
+      'quick', image_size=SIZE, epochs=2, batch_size=BATCH,
+      architectures=['improved_cnn'], log_every_seconds=1000.0)
+  assert settings.deterministic
+  train_images = shared_images.real_images(8, 8)
+  eval_images = shared_images.real_images(4, 4, offset=8)
+  flags = []
+  train_architecture = run.train_architecture
+
+  def recording(*args, **kwargs):
+    flags.append(tf_config.is_op_determinism_enabled())
+    return train_architecture(*args, **kwargs)
+
+  results = []
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(run, 'train_architecture', recording)
+    for k in range(2):
+      results.append(_train_and_export(tmp_path / f'run{k}', settings,
+                                       train_images, eval_images))
+  assert flags == [True, True]
+  assert not tf_config.is_op_determinism_enabled()
+  first, second = (_checkpoint_tensors(r.run_dir) for r in results)
+  assert len(first) > 20 and first.keys() == second.keys()
+  different = [n for n in first if not np.array_equal(first[n], second[n])]
+  assert not different
+  histories = [_read_json(r.run_dir / 'improved_cnn' / 'history.json')
+               for r in results]
+  for metric in METRICS + ('learning_rate',):
+    assert [h[metric] for h in histories[0]] == [
+        h[metric] for h in histories[1]], metric
+  raws = [raw for raw, _ in eval_images]
+  np.testing.assert_array_equal(_serve(results[0], raws)[0],
+                                _serve(results[1], raws)[0])
