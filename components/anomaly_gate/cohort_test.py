@@ -11,6 +11,7 @@ from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
 from components.anomaly_gate import component
+from components import cohort
 from components.anomaly_gate import executor
 from contract import layout
 from contract import names as constants
@@ -113,14 +114,14 @@ def test_main_data_is_gated_as_before(tmp_path):
 
 
 def test_cohort_present_reads_every_number_type():
-  assert executor.cohort_present(_cohort(None)) is None
-  assert executor.cohort_present(_cohort(0)) is False
-  assert executor.cohort_present(_cohort(1)) is True
+  assert cohort.cohort_present(_cohort(None)) is None
+  assert cohort.cohort_present(_cohort(0)) is False
+  assert cohort.cohort_present(_cohort(1)) is True
   examples = _cohort(None)
   examples.set_float_custom_property(layout.COHORT_PRESENT, 1.0)
-  assert executor.cohort_present(examples) is True
+  assert cohort.cohort_present(examples) is True
   examples.set_json_value_custom_property(layout.COHORT_PRESENT, 0.0)
-  assert executor.cohort_present(examples) is False
+  assert cohort.cohort_present(examples) is False
 
 
 def test_component_takes_the_examples_optionally():

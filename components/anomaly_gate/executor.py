@@ -7,17 +7,17 @@ gate passes and says so; present, an empty split of it is a problem too (all
 its images rejected or already in the main data).
 """
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from absl import logging
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
-from tfx import types
 from tfx.components.example_validator import executor as validator_executor
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.types import standard_component_specs
 
+from components import cohort
 from contract import layout
 
 
@@ -54,22 +54,6 @@ def describe(per_split: Dict[str, anomalies_pb2.Anomalies]) -> List[str]:
   return lines
 
 
-def cohort_present(examples: types.Artifact) -> Optional[bool]:
-  """`layout.COHORT_PRESENT` of an external cohort's Examples; None when the
-  artifact has none (the main data).
-
-  Read whatever number type the orchestrator stored (MLMD keeps the int,
-  Kubeflow's artifact metadata may hand back a float).
-  """
-  if not examples.has_custom_property(layout.COHORT_PRESENT):
-    return None
-  value = examples.mlmd_artifact.custom_properties[layout.COHORT_PRESENT]
-  kind = value.WhichOneof('value')
-  if kind in ('int_value', 'double_value'):
-    return bool(getattr(value, kind))
-  return bool(examples.get_json_value_custom_property(layout.COHORT_PRESENT))
-
-
 def describe_empty(per_split: Dict[str, anomalies_pb2.Anomalies]) -> List[str]:
   """One line per split that TFDV did not validate for lack of examples."""
   return [f'[{split}] dataset: no examples -- the cohort was given but none '
@@ -82,8 +66,8 @@ class Executor(base_executor.BaseExecutor):
 
   def Do(self, input_dict, output_dict, exec_properties):
     examples = input_dict.get(standard_component_specs.EXAMPLES_KEY)
-    present = (cohort_present(artifact_utils.get_single_instance(examples))
-               if examples else None)
+    present = (cohort.cohort_present(
+        artifact_utils.get_single_instance(examples)) if examples else None)
     if present is False:
       logging.info('The external cohort is absent on this run (%s = 0): '
                    'nothing to validate, the gate passes.',

@@ -18,6 +18,7 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs as specs
 from tfx.utils import io_utils
 
+from components import cohort
 from contract import layout
 from contract import names
 
@@ -32,11 +33,8 @@ def external_examples(artifacts: Optional[List[types.Artifact]]
   without the property was written by something that knows of no such
   convention, so its examples count.
   """
-  if not artifacts:
-    return None
-  examples = artifact_utils.get_single_instance(list(artifacts))
-  if (examples.has_custom_property(layout.COHORT_PRESENT) and
-      not examples.get_int_custom_property(layout.COHORT_PRESENT)):
+  examples = cohort.present_cohort(artifacts)
+  if examples is None:
     return None
   split_names = artifact_utils.decode_split_names(examples.split_names)
   if names.EXTERNAL_SPLIT not in split_names:

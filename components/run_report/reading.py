@@ -20,6 +20,7 @@ from tfx.components.evaluator import constants as evaluator_constants
 from components import model_artifacts
 from components.evaluator import results
 from components.run_report import run as run_lib
+from components import cohort
 from contract import layout
 
 EXAMPLES_KEY = 'examples'
@@ -107,14 +108,6 @@ def _pushed(pushed) -> run_lib.Pushed:
       or None,
       destination=pushed.get_string_custom_property(
           layout.PUSHED_DESTINATION) or None)
-
-
-def _cohort_present(examples) -> bool:
-  """layout.COHORT_PRESENT of the external Examples; without the property
-  (a writer that knows no such convention) its examples count."""
-  if examples.has_custom_property(layout.COHORT_PRESENT):
-    return bool(examples.get_int_custom_property(layout.COHORT_PRESENT))
-  return True
 
 
 def _external_expected(decision: Optional[Dict[str, Any]]) -> bool:
@@ -218,7 +211,7 @@ def read_run(input_dict: Dict[str, List[Any]], pipeline_name: str = '',
   if external is not None:
     found['external_present'] = _attempt(
         problems, f'Examples of the {EXTERNAL_NAME}',
-        lambda: _cohort_present(external))
+        lambda: cohort.cohort_present(external) is not False)
     if found['external_present']:
       inputs[EXTERNAL_EXAMPLES_KEY] = [
           a.uri for a in input_dict[EXTERNAL_EXAMPLES_KEY]]

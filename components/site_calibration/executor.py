@@ -30,6 +30,7 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils
 from tfx.utils import path_utils
 
+from components import cohort
 from contract import layout
 from contract import names as constants
 from contract import operating_point
@@ -52,18 +53,6 @@ def _default(name: str) -> Any:
 def _serving_dir(model: types.Artifact) -> str:
   return path_utils.serving_model_path(
       model.uri, path_utils.is_old_model_artifact(model))
-
-
-def present_cohort(artifacts: Optional[List[types.Artifact]]
-                   ) -> Optional[types.Artifact]:
-  """The external Examples, or None when not wired or absent this run."""
-  if not artifacts:
-    return None
-  examples = artifact_utils.get_single_instance(list(artifacts))
-  if (examples.has_custom_property(layout.COHORT_PRESENT) and
-      not examples.get_int_custom_property(layout.COHORT_PRESENT)):
-    return None
-  return examples
 
 
 def calibration_files(examples: types.Artifact) -> List[str]:
@@ -212,14 +201,14 @@ class Executor(base_executor.BaseExecutor):
     target = exec_properties.get(TARGET_SENSITIVITY_KEY)
     target = float(_default(TARGET_SENSITIVITY_KEY) if target in (None, '')
                    else target)
-    cohort = present_cohort(input_dict.get(EXTERNAL_EXAMPLES_KEY))
+    external = cohort.present_cohort(input_dict.get(EXTERNAL_EXAMPLES_KEY))
     source_dir = _serving_dir(candidate)
     target_dir = path_utils.serving_model_path(output.uri)
     serving_name = os.path.relpath(source_dir, candidate.uri)  # Format-Serving
     _copy_custom_properties(candidate, output)
     info = _read_info(source_dir)
 
-    if source == constants.THRESHOLD_FROM_EVAL or cohort is None:
+    if source == constants.THRESHOLD_FROM_EVAL or external is None:
       if source == constants.THRESHOLD_FROM_EXTERNAL:
         logging.warning('threshold_from is external but there is no external '
                         'cohort this run: the eval split\'s threshold stays.')
@@ -238,7 +227,7 @@ class Executor(base_executor.BaseExecutor):
                    float(info['threshold']))
       return
 
-    files = calibration_files(cohort)
+    files = calibration_files(external)
     loaded = tf.saved_model.load(source_dir)
     scores, labels = score(loaded, files)
     positives = int(np.sum(labels == constants.PNEUMONIA))
