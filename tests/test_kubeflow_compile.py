@@ -13,8 +13,8 @@ from testing.support import run_cli
 STAGE_ORDER = ['ImageExampleGen', 'ExternalExampleGen', 'ImportSchemaGen',
                'StatisticsGen', 'ExampleValidator', 'AnomalyGate',
                'ExternalStatisticsGen', 'ExternalExampleValidator',
-               'ExternalAnomalyGate', 'Trainer', 'DeployedModel',
-               'Evaluator', 'Pusher', 'RunReport']
+               'ExternalAnomalyGate', 'Trainer', 'SiteCalibration',
+               'DeployedModel', 'Evaluator', 'Pusher', 'RunReport']
 # Each task and what it must (transitively) wait for.
 WIRING = {
     'StatisticsGen': {'ImageExampleGen', 'ImportSchemaGen'},
@@ -26,7 +26,8 @@ WIRING = {
     'ExternalAnomalyGate': {'ExternalExampleValidator'},
     'Trainer': {'AnomalyGate', 'ExternalAnomalyGate', 'ImageExampleGen',
                 'ImportSchemaGen'},
-    'Evaluator': {'Trainer', 'DeployedModel', 'ImageExampleGen',
+    'SiteCalibration': {'Trainer', 'ExternalExampleGen'},
+    'Evaluator': {'SiteCalibration', 'DeployedModel', 'ImageExampleGen',
                   'ExternalExampleGen'},
     'Pusher': {'Evaluator', 'Trainer'},
     'RunReport': {'Pusher', 'Evaluator', 'Trainer', 'ImageExampleGen',
