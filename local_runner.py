@@ -49,7 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   cli.add_blessing_arguments(parser)
   parser.add_argument(
       '--workers', type=int, default=config.DEFAULT_DIRECT_NUM_WORKERS,
-      help='Beam DirectRunner worker processes (1 runs in-process). '
+      help='Beam DirectRunner worker threads (1 runs in-process; '
+      '--beam-arg=--direct_running_mode=multi_processing for processes). '
       'Default: %(default)s')
   cli.add_beam_arguments(parser)
   parser.add_argument(

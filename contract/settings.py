@@ -38,20 +38,22 @@ STAGES = tuple(STAGE_HELP)
 
 TRAINER_RUN_FN = 'trainer.run.run_fn'
 
-# Beam DirectRunner defaults for local runs: one worker process per core.
+# Beam DirectRunner defaults for local runs: one worker thread per core.
+# Threads, not processes: each worker process imports TensorFlow and TFX on
+# every Beam stage, which bench/ingest shows costs more than it gains here.
 DEFAULT_DIRECT_NUM_WORKERS = 2
 
 
 def direct_runner_args(num_workers: int = DEFAULT_DIRECT_NUM_WORKERS,
-                       mode: str = 'multi_processing',
+                       mode: str = 'multi_threading',
                        setup_file: str = SETUP_FILE):
   """Beam args for the local DirectRunner.
 
   Args:
     num_workers: parallel workers; 1 always runs in-process (`in_memory`).
-    mode: `multi_processing` (default: one process per worker, nothing
-      shared), or `multi_threading` (threads of this process; cheaper to start
-      and no data crosses processes, which bench/ingest measures).
+    mode: `multi_threading` (default: threads of this process; cheap to
+      start and no data crosses processes, as bench/ingest measures), or
+      `multi_processing` (one process per worker, nothing shared).
     setup_file: our setup.py as seen by the runner (inside the image on
       Kubeflow).
   """

@@ -12,7 +12,8 @@ from contract import names as constants
 
 def _ingest(data_dir, out_dir, workers):
   component.ingest_outside_pipeline(str(data_dir), str(out_dir),
-                                    config.direct_runner_args(workers))
+                                    config.direct_runner_args(
+                                        workers, 'multi_processing'))
   result = {}
   for split in constants.SPLIT_NAMES:
     files = glob.glob(os.path.join(out_dir, f'Split-{split}', '*'))
