@@ -10,7 +10,10 @@ versions (then the newest). A folder among the images stands for its
 
 Prints one JSON line per image, in argument order:
   {"path", "pneumonia_probability", "label", "threshold", "model"}
-or {"path", "error"} for a file that cannot be read or decoded.
+or {"path", "error"} for a file that cannot be read or decoded, or that
+ingestion would reject (contract.options.ImageLimits: too large, more pixels
+than the cap, smaller than the minimum side, an EXIF orientation other than
+upright).
 Exit code: 0 all classified, 1 some image failed, 2 no model found or loaded.
 """
 import argparse
@@ -145,22 +148,25 @@ def _first_line(error: Exception) -> str:
 
 
 def read_image(path: str) -> bytes:
-  """The file's bytes.
+  """The file's bytes, if it may be classified: ingestion's own checks
+  (`image_file`: a regular file under the size cap; from the header,
+  before any decode, not too many pixels, not too small, upright).
 
   Raises:
     ValueError: with a short reason when there is nothing to classify.
   """
-  if not os.path.exists(path):
+  # Imported here, like the model code: --help needs none of it.
+  from components.image_example_gen import image_file  # pylint: disable=g-import-not-at-top
+  from contract import options  # pylint: disable=g-import-not-at-top
+  if not os.path.lexists(path):
     raise ValueError('no such file')
   if os.path.isdir(path):
     raise ValueError('folder without .jpeg/.jpg/.png files')
-  try:
-    with open(path, 'rb') as f:
-      data = f.read()
-  except OSError as e:
-    raise ValueError(f'cannot read: {e.strerror or e}') from e
+  limits = options.ImageLimits()
+  data = image_file.read_file(path, limits.max_file_bytes)
   if not data:
     raise ValueError('empty file')
+  image_file.check_header(data, limits)  # an ImageFileError is a ValueError
   return data
 
 
@@ -174,6 +180,8 @@ def classify(serve, data: bytes):
   try:
     outputs = serve(**{constants.SERVING_INPUT: tf.constant([data])})
   except tf.errors.OpError as e:
+    if 'image refused' in str(e.message):  # the serving graph's own check
+      raise ValueError(e.message.splitlines()[0]) from e
     raise ValueError('not a decodable image (JPEG or PNG expected)') from e
   probability = float(outputs[constants.PROBABILITY_OUTPUT].numpy()[0])
   label = outputs[constants.LABEL_OUTPUT].numpy()[0].decode()

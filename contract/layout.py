@@ -5,6 +5,10 @@ import os
 
 # --- the ingestion artifact ------------------------------------------------
 INGESTION_REPORT_FILE = 'ingestion_report.json'
+# Key of the ingestion report: [{'path', 'real_path'}] of every link leading
+# outside the data root that ingestion followed (the images under it are
+# ingested under their in-tree path; this says where they were read).
+FOLLOWED_LINKS = 'followed_links'
 
 # --- the Trainer's model_run folder ----------------------------------------
 #   <architecture>/history.{json,csv}, checkpoints/, tensorboard/
@@ -71,6 +75,9 @@ STAGING_PREFIX = '.staging-'
 DEPLOYED_FOUND = 'deployed_model_found'  # 1 or 0
 DEPLOYED_VERSION = 'deployed_version'
 DEPLOYED_PATH = 'deployed_path'
+# JSON list of {'version', 'path', 'reason'}: numeric entries above the
+# baseline that do not load (components/deployed_model/versions.py).
+DEPLOYED_SKIPPED = 'deployed_skipped'
 # Custom properties TFX's Pusher sets on the PushedModel artifact.
 PUSHED, PUSHED_VERSION, PUSHED_DESTINATION = (
     'pushed', 'pushed_version', 'pushed_destination')

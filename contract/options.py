@@ -204,6 +204,30 @@ class Gates:
       runtime=True)
 
 
+@dataclasses.dataclass(frozen=True)
+class ImageLimits:
+  """What an image file may be: ingestion rejects, predict.py refuses and the
+  serving graph (baked in at export) answers INVALID_ARGUMENT beyond these.
+
+  Settings, not per-run options: the three must agree, and the serving
+  graph's copy is fixed when the model is exported, so a per-run value could
+  only make them disagree. Not in GROUPS (no CLI flag, no KFP parameter).
+  """
+  max_file_bytes: int = setting(
+      64 * 2**20, 'larger files are rejected from their size before reading '
+      '(the largest original in kermany-original-sample is 2.3 MB)')
+  max_pixels: int = setting(
+      50_000_000, 'height x width declared in the header, checked before '
+      'decoding: a 1.5 MB PNG can declare 23000 x 23000 and decode into '
+      'gigabytes (TensorFlow\'s own cap is 2^29; originals reach 6.6 Mpx)')
+  min_side: int = setting(
+      64, 'smaller images are rejected: a 1x1 image carries no X-ray, yet '
+      'the model would answer for it')
+
+  def __post_init__(self):
+    _check_positive(self, 'max_file_bytes', 'max_pixels', 'min_side')
+
+
 # --- what the generators read -------------------------------------------------
 GROUPS = (TrainingSettings, Gates)
 

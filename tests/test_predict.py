@@ -60,7 +60,7 @@ def version_dir(output_dir):
 def images(tmp_path_factory) -> dict:
   """Good and bad inputs by name."""
   folder = tmp_path_factory.mktemp('predict_images')
-  pixels = ((np.linspace(0, 255, 40)[:, None] + np.linspace(0, 255, 70)[None])
+  pixels = ((np.linspace(0, 255, 80)[:, None] + np.linspace(0, 255, 70)[None])
             / 2).astype(np.uint8)[..., None]
   png = folder / 'made.png'
   png.write_bytes(tf.io.encode_png(pixels).numpy())

@@ -244,3 +244,34 @@ def test_equalize_histogram_works_image_by_image():
 def test_equalize_histogram_of_a_constant_image_is_zero():
   constant = tf.fill([1, SIZE, SIZE, 1], 0.4)
   assert not np.any(preprocessing.equalize_histogram(constant).numpy())
+
+
+# --- decompression bombs: refused from the header, before decoding ----------
+def _header_samples():
+  from testing import hostile  # pylint: disable=g-import-not-at-top
+  small = hostile.jpeg(64, 64)
+  return [small, hostile.png(70, 66, 3), _bmp(), _GIF,
+          hostile.with_jpeg_size(small, 8000, 9000),
+          hostile.bomb_png(23000, 23000), hostile.gif_header(65535, 65535),
+          hostile.bmp_header(30000, -30000), b'not an image', b'']
+
+
+def test_declared_pixels_agree_with_ingestion_header_check():
+  # Imported here only: this test module otherwise needs no components.
+  from components.image_example_gen import image_file  # pylint: disable=g-import-not-at-top
+  for raw in _header_samples():
+    header = image_file.read_header(raw)
+    expected = 0 if header is None else header.height * header.width
+    assert int(preprocessing.declared_pixels(tf.constant(raw))) == expected
+
+
+def test_a_bomb_is_refused_before_decoding():
+  from testing import hostile  # pylint: disable=g-import-not-at-top
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match='header declares more than 50000000 pixels'):
+    preprocessing.preprocess_image(hostile.bomb_png(23000, 23000), SIZE)
+  raw = _encode(_GRAY, 'png')  # 60 x 50
+  assert preprocessing.preprocess_image(raw, SIZE, max_pixels=3000).shape == (
+      SIZE, SIZE, 1)
+  with pytest.raises(tf.errors.InvalidArgumentError, match='image refused'):
+    preprocessing.preprocess_image(raw, SIZE, max_pixels=2999)

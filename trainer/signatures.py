@@ -6,7 +6,11 @@
 * `serving_examples`: `examples` (serialized tf.Examples with `image_raw`)
   -> the same outputs; TensorFlow Model Analysis uses this one.
 
-Both run `trainer.preprocessing.preprocess_image`, the function training used.
+Both run `trainer.preprocessing.preprocess_image`, the function training used;
+it refuses (INVALID_ARGUMENT), before decoding, an image whose header
+declares more than `contract.options.ImageLimits.max_pixels`, the value at
+export. EXIF orientation is not applied (no TF op parses it): clients send
+upright pixels, and ingestion rejects EXIF-rotated files for the same reason.
 The model loads with plain `tf.saved_model.load`, no project code needed.
 `assets.extra/model_info.json` records architecture, image size, threshold
 and metrics for people and tools.

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from contract import layout
 from contract import names as constants
+from testing import hostile
 from testing import images as shared_images
 from testing.support import require_shared_data
 from trainer import models
@@ -149,6 +150,24 @@ def test_undecodable_request_fails(loaded):
   with pytest.raises(tf.errors.InvalidArgumentError):
     loaded.signatures[constants.SERVING_SIGNATURE](
         **{constants.SERVING_INPUT: tf.constant([b'not an image'])})
+
+
+@pytest.mark.parametrize('signature', [constants.SERVING_SIGNATURE,
+                                       constants.EXAMPLES_SIGNATURE])
+def test_a_decompression_bomb_is_refused_before_decoding(loaded, signature):
+  # Headers declaring 529 and 64 Mpx, a few hundred bytes each: decoding
+  # would allocate them all (TF Serving answers INVALID_ARGUMENT instead).
+  good = hostile.jpeg(64, 64)
+  function = loaded.signatures[signature]
+  for bomb in (hostile.bomb_png(23000, 23000),
+               hostile.with_jpeg_size(good, 8000, 8000)):
+    raws = [good, bomb]
+    inputs = ({constants.SERVING_INPUT: tf.constant(raws)}
+              if signature == constants.SERVING_SIGNATURE
+              else {constants.EXAMPLES_INPUT: _examples(raws)})
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match='image refused: its header declares more than'):
+      function(**inputs)
 
 
 def _serve(path, raws):

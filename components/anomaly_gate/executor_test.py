@@ -127,14 +127,15 @@ def test_gate_fails_closed_when_a_split_file_is_missing(tmp_path):
 # --- real statistics against the real schema ----------------------------------
 
 def _plant_examples(root: pathlib.Path) -> List[tf.train.Example]:
-  """tf.Examples that ingestion makes from a few tiny real images."""
+  """tf.Examples that ingestion makes from a few small real images (at
+  least ImageLimits.min_side a side, or ingestion rejects them)."""
   rng = np.random.default_rng(7)
-  files = [('NORMAL/IM-0001-0001.jpeg', (12, 10, 1)),
-           ('NORMAL/NORMAL2-IM-1427-0001.png', (9, 8, 1)),
-           ('NORMAL/IM-0002-0001-0002.jpeg', (10, 10, 3)),
-           ('PNEUMONIA/person1_bacteria_1.jpeg', (11, 13, 1)),
-           ('PNEUMONIA/person1_virus_2.jpeg', (8, 9, 3)),
-           ('PNEUMONIA/person2_virus_3.png', (7, 7, 3))]
+  files = [('NORMAL/IM-0001-0001.jpeg', (72, 70, 1)),
+           ('NORMAL/NORMAL2-IM-1427-0001.png', (69, 68, 1)),
+           ('NORMAL/IM-0002-0001-0002.jpeg', (70, 70, 3)),
+           ('PNEUMONIA/person1_bacteria_1.jpeg', (71, 73, 1)),
+           ('PNEUMONIA/person1_virus_2.jpeg', (68, 69, 3)),
+           ('PNEUMONIA/person2_virus_3.png', (67, 67, 3))]
   examples = []
   for rel_path, shape in files:
     pixels = rng.integers(0, 256, size=shape, dtype=np.uint8)

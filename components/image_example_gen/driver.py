@@ -20,11 +20,25 @@ from components.image_example_gen import walk
 
 def _stat(path: str):
   """(size, mtime in ns); os.stat for local files, where tf.io.gfile.stat
-  rounds mtime to whole seconds and would miss a quick same-size rewrite."""
+  rounds mtime to whole seconds and would miss a quick same-size rewrite.
+
+  A broken link or a link loop is fingerprinted by the link itself (its
+  target appearing changes it), a file gone since the walk as (-1, -1):
+  ingestion rejects or skips them, and the fingerprint must not crash.
+  """
   if '://' not in path:
-    stat = os.stat(path)
+    try:
+      stat = os.stat(path)
+    except OSError:
+      try:
+        stat = os.lstat(path)
+      except OSError:
+        return -1, -1
     return stat.st_size, stat.st_mtime_ns
-  stat = tf.io.gfile.stat(path)
+  try:
+    stat = tf.io.gfile.stat(path)
+  except tf.errors.NotFoundError:
+    return -1, -1
   return stat.length, stat.mtime_nsec
 
 
@@ -34,12 +48,12 @@ def tree_fingerprint(input_base: str) -> str:
   num_files = total_bytes = 0
   entries = []
   for entry in walk.walk_tree(input_base):
-    if entry.kind == walk.PRUNED_FOLDER:
+    if entry.kind in (walk.PRUNED_FOLDER, walk.FOLLOWED_LINK):
       continue
     size, mtime_ns = _stat(entry.path)
     entries.append(f'{entry.rel_path}\0{size}\0{mtime_ns}')
     num_files += 1
-    total_bytes += size
+    total_bytes += max(size, 0)
   for entry in sorted(entries):
     digest.update(entry.encode())
     digest.update(b'\n')

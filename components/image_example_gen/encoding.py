@@ -9,8 +9,10 @@ import os
 
 import tensorflow as tf
 
+from components.image_example_gen import image_file
 from components.image_example_gen.inspection import Inspected
 from contract import names as constants
+from contract import options
 
 
 class ImageChangedError(RuntimeError):
@@ -51,8 +53,12 @@ def attach_image(example: tf.train.Example,
   feature = example.features.feature
   rel_path = feature[constants.SOURCE_PATH_KEY].bytes_list.value[0].decode()
   path = os.path.join(input_base, *rel_path.split('/'))
-  with tf.io.gfile.GFile(path, 'rb') as f:
-    raw = f.read()
+  try:  # as inspection read it: a FIFO swapped in must not block the sink
+    raw = image_file.read_file(path, options.ImageLimits().max_file_bytes)
+  except image_file.ImageFileError as e:
+    raise ImageChangedError(
+        f'{path} changed while it was being ingested ({e}); run again'
+    ) from None
   expected = feature[constants.SHA256_KEY].bytes_list.value[0].decode()
   if hashlib.sha256(raw).hexdigest() != expected:
     raise ImageChangedError(

@@ -111,7 +111,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     ingestion_report.write_report(
         pipeline, splits, run.ingested.duplicates, run.ingested.rejected,
         run.ingested.ignored, run.report_path, run.report_cohort(),
-        run.ingested.in_main_data)
+        run.ingested.in_main_data, run.ingested.followed_links)
     return {}
 
   def _run(self, input_dict, examples, exec_properties) -> IngestionRun:

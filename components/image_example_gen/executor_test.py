@@ -1,8 +1,9 @@
 """Tests of the ImageExampleGen executor: listing, inspection, dedup, Beam, Do.
 
-Every image is a tiny real JPEG/PNG written with TensorFlow into pytest's
-tmp_path under a valid Kermany file name; a few tests also read real originals
-from the shared data folder in place.
+Every image is a small real JPEG/PNG (at least ImageLimits.min_side a side)
+written with TensorFlow into pytest's tmp_path under a valid Kermany file
+name; a few tests also read real originals from the shared data folder in
+place.
 """
 import collections
 import csv
@@ -38,7 +39,7 @@ ORIGINALS = os.path.join(images.DATA_ROOT, 'kermany-original-sample')
 _seeds = itertools.count(1)
 
 
-def _encode(shape=(12, 10, 1), fmt='jpeg', seed=None) -> bytes:
+def _encode(shape=(72, 70, 1), fmt='jpeg', seed=None) -> bytes:
   """A real encoded image of random pixels (different seed, different bytes)."""
   seed = next(_seeds) if seed is None else seed
   pixels = np.random.default_rng(seed).integers(0, 256, size=shape,
@@ -105,7 +106,7 @@ class Plan:
     self.rejected: Dict[str, str] = {}  # path -> substring of the reason
     self.ignored: List[str] = []
 
-  def image(self, rel_path, patient, subtype, shape=(12, 10, 1), fmt='jpeg'):
+  def image(self, rel_path, patient, subtype, shape=(72, 70, 1), fmt='jpeg'):
     raw = _encode(shape, fmt)
     _write(self.root, rel_path, raw)
     label = constants.NORMAL if subtype == 'normal' else constants.PNEUMONIA
@@ -121,16 +122,16 @@ def plant_tree(root: pathlib.Path) -> Plan:
   plan = Plan(root)
   # NORMAL: 12 images, 9 patients.
   plan.image(N_TRAIN + 'IM-0101-0001.jpeg', 'IM-0101', 'normal')
-  plan.image(N_TRAIN + 'IM-0101-0002.jpeg', 'IM-0101', 'normal', (14, 9, 1))
+  plan.image(N_TRAIN + 'IM-0101-0002.jpeg', 'IM-0101', 'normal', (74, 69, 1))
   plan.image(N_TRAIN + 'IM-0102-0001.jpeg', 'IM-0102', 'normal')
   plan.image(N_TRAIN + 'IM-0103-0001-0001.jpeg', 'IM-0103', 'normal')
   plan.image(N_TRAIN + 'IM-0103-0001-0002.jpeg', 'IM-0103', 'normal')
   plan.image(N_TRAIN + 'NORMAL2-IM-0201-0001.jpeg', 'NORMAL2-IM-0201',
              'normal')
   plan.image(N_TRAIN + 'NORMAL2-IM-0201-0002.png', 'NORMAL2-IM-0201',
-             'normal', (9, 11, 1), 'png')
+             'normal', (69, 71, 1), 'png')
   plan.image(N_TRAIN + 'NORMAL2-IM-0202-0001.jpeg', 'NORMAL2-IM-0202',
-             'normal', (10, 12, 3))
+             'normal', (70, 72, 3))
   plan.image('chest_xray/val/NORMAL/IM-0104-0001.jpeg', 'IM-0104', 'normal')
   plan.image('chest_xray/test/normal/IM-0105-0001 (1).jpeg', 'IM-0105',
              'normal')
@@ -156,7 +157,7 @@ def plant_tree(root: pathlib.Path) -> Plan:
   plan.image(P_TRAIN + 'person2_virus_4_1.jpeg', 'person2', 'virus')
   plan.image(P_TRAIN + 'person2_bacteria_18.jpeg', 'person2', 'bacteria')
   plan.image(P_TRAIN + 'person3_bacteria_5.jpeg', 'person3', 'bacteria',
-             (16, 13, 3))
+             (76, 73, 3))
   plan.image(P_TRAIN + 'person3_bacteria_6.jpeg', 'person3', 'bacteria')
   plan.image(P_TRAIN + 'person4_virus_7(1).jpeg', 'person4', 'virus')
   plan.image(P_TRAIN + 'person4_virus_19.jpeg', 'person4', 'virus')
@@ -166,7 +167,7 @@ def plant_tree(root: pathlib.Path) -> Plan:
   plan.duplicates.append({'path': P_TRAIN + 'person5_bacteria_9.jpeg',
                           'duplicate_of': P_TRAIN + 'person5_bacteria_8.jpeg'})
   plan.image(P_TRAIN + 'person6_bacteria_10.png', 'person6', 'bacteria',
-             (8, 7, 3), 'png')
+             (68, 67, 3), 'png')
   plan.image('extra/deep/a/b/PNEUMONIA/c/person7_virus_11.jpeg', 'person7',
              'virus')
   plan.image(P_TRAIN + 'person7_virus_12.jpeg', 'person7', 'virus')
@@ -180,7 +181,7 @@ def plant_tree(root: pathlib.Path) -> Plan:
   plan.rejected[N_TRAIN + 'IM-0108-0001.jpeg'] = 'both NORMAL and PNEUMONIA'
   plan.rejected[P_TRAIN + 'person9_bacteria_20.jpeg'] = (
       'both NORMAL and PNEUMONIA')
-  raw = _encode((32, 32, 1))
+  raw = _encode((92, 92, 1))
   _write(root, P_TRAIN + 'person10_virus_21.jpeg', raw[:len(raw) // 2])
   plan.rejected[P_TRAIN + 'person10_virus_21.jpeg'] = 'not a decodable image'
   _write(root, N_TRAIN + 'IM-0109-0001.jpeg', b'')
@@ -291,37 +292,37 @@ def test_list_images_of_a_missing_folder_raises(tmp_path):
 # --- inspect_image ------------------------------------------------------------
 
 def test_inspect_good_grayscale_jpeg(tmp_path):
-  raw = _encode((12, 10, 1))
+  raw = _encode((72, 70, 1))
   candidate = _candidate(tmp_path, N_TRAIN + 'IM-0001-0001-0002.jpeg', 0, raw)
   inspected = inspection.inspect_image(candidate)
   assert inspected == inspection.Inspected(candidate, _sha(raw), None,
-                                           'IM-0001', 'normal', 12, 10, 1)
+                                           'IM-0001', 'normal', 72, 70, 1)
 
 
 def test_inspect_good_rgb_png(tmp_path):
-  raw = _encode((7, 9, 3), 'png')
+  raw = _encode((67, 69, 3), 'png')
   candidate = _candidate(tmp_path, P_TRAIN + 'person5_virus_2.png', 1, raw)
   inspected = inspection.inspect_image(candidate)
   assert inspected.error is None
   assert (inspected.patient_id, inspected.subtype) == ('person5', 'virus')
-  assert (inspected.height, inspected.width, inspected.channels) == (7, 9, 3)
+  assert (inspected.height, inspected.width, inspected.channels) == (67, 69, 3)
   assert inspected.sha256 == _sha(raw)
 
 
 def test_inspect_grayscale_png_and_rgb_jpeg(tmp_path):
   gray = inspection.inspect_image(_candidate(
       tmp_path, 'NORMAL/NORMAL2-IM-1427-0001.png', 0,
-      _encode((5, 6, 1), 'png')))
+      _encode((65, 66, 1), 'png')))
   rgb = inspection.inspect_image(_candidate(
-      tmp_path, 'PNEUMONIA/person1_bacteria_1.jpeg', 1, _encode((6, 5, 3))))
+      tmp_path, 'PNEUMONIA/person1_bacteria_1.jpeg', 1, _encode((66, 65, 3))))
   assert (gray.error, gray.patient_id, gray.height, gray.width,
-          gray.channels) == (None, 'NORMAL2-IM-1427', 5, 6, 1)
+          gray.channels) == (None, 'NORMAL2-IM-1427', 65, 66, 1)
   assert (rgb.error, rgb.subtype, rgb.height, rgb.width, rgb.channels) == (
-      None, 'bacteria', 6, 5, 3)
+      None, 'bacteria', 66, 65, 3)
 
 
 def test_inspect_truncated_jpeg(tmp_path):
-  raw = _encode((32, 32, 1))
+  raw = _encode((92, 92, 1))
   candidate = _candidate(tmp_path, P_TRAIN + 'person1_virus_1.jpeg', 1,
                          raw[:len(raw) // 2])
   inspected = inspection.inspect_image(candidate)
@@ -519,7 +520,7 @@ def test_real_duplicate_pair_is_kept_once(tmp_path):
 # --- to_example, build_report, summarize --------------------------------------
 
 def test_to_example_holds_metadata_and_attach_image_the_bytes(tmp_path):
-  raw = _encode((6, 8, 3), 'png')
+  raw = _encode((66, 68, 3), 'png')
   inspected = inspection.inspect_image(
       _candidate(tmp_path, 'x/PNEUMONIA/person42_virus_7 (1).png', 1, raw))
   example = encoding.to_example(inspected)
@@ -532,14 +533,14 @@ def test_to_example_holds_metadata_and_attach_image_the_bytes(tmp_path):
   assert example.features.feature[constants.IMAGE_KEY].bytes_list.value == [
       raw]
   assert _example_row(example) == ('x/PNEUMONIA/person42_virus_7 (1).png', 1,
-                                   'person42', 'virus', 6, 8, 3, _sha(raw))
+                                   'person42', 'virus', 66, 68, 3, _sha(raw))
 
 
 def test_attach_image_refuses_a_file_changed_since_inspection(tmp_path):
   rel_path = 'PNEUMONIA/person42_virus_7.png'
   inspected = inspection.inspect_image(
-      _candidate(tmp_path, rel_path, 1, _encode((6, 8, 3), 'png')))
-  (tmp_path / rel_path).write_bytes(_encode((6, 8, 1), 'png'))
+      _candidate(tmp_path, rel_path, 1, _encode((66, 68, 3), 'png')))
+  (tmp_path / rel_path).write_bytes(_encode((66, 68, 1), 'png'))
   with pytest.raises(encoding.ImageChangedError, match='person42_virus_7'):
     encoding.attach_image(encoding.to_example(inspected), str(tmp_path))
 

@@ -7,7 +7,7 @@ bytes (`encoding`), which the sink attaches. An external cohort's files are
 joined by sha256 with the main data's too (`read_main_data`), so an image
 the model may have trained on never counts in its evaluation.
 """
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from absl import logging
 import apache_beam as beam
@@ -18,6 +18,7 @@ from components.image_example_gen import encoding
 from components.image_example_gen import inspection
 from components.image_example_gen import walk
 from contract import names as constants
+from contract import options
 
 
 class IngestedImages(NamedTuple):
@@ -29,6 +30,9 @@ class IngestedImages(NamedTuple):
   # {'path', 'sha256', 'main_path'}, and how many image files were listed.
   in_main_data: Optional[beam.PCollection] = None
   num_files: int = 0
+  # Links leading outside the data root that were followed, with where they
+  # lead ({'path', 'real_path'}; walk.list_tree).
+  followed_links: Sequence[Dict[str, str]] = ()
 
 
 def _sha_and_path(record: bytes) -> Tuple[str, str]:
@@ -53,7 +57,9 @@ def read_main_data(pipeline: beam.Pipeline,
 
 def ingest_images(pipeline: beam.Pipeline, input_base: str,
                   main_data: Optional[beam.PCollection] = None,
-                  absent: bool = False) -> IngestedImages:
+                  absent: bool = False,
+                  limits: options.ImageLimits = options.ImageLimits()
+                  ) -> IngestedImages:
   """Builds the Beam graph from an image tree to deduplicated tf.Examples.
 
   Args:
@@ -63,8 +69,11 @@ def ingest_images(pipeline: beam.Pipeline, input_base: str,
       (`read_main_data`); its images are dropped into `in_main_data`.
     absent: an external cohort without a data root: nothing is listed, every
       output is empty (input_base is not looked at).
+    limits: what an image file may be (inspection rejects the rest).
   """
-  candidates, ignored = ([], []) if absent else walk.list_images(input_base)
+  listing = (walk.Listing([], [], []) if absent
+             else walk.list_tree(input_base))
+  candidates, ignored = listing.candidates, listing.ignored
   logging.info('Found %d image files under label folders in %s '
                '(%d other entries ignored).', len(candidates), input_base,
                len(ignored))
@@ -73,7 +82,7 @@ def ingest_images(pipeline: beam.Pipeline, input_base: str,
       | 'ListImages' >> beam.Create(candidates)
       # Spread the (expensive) reads and decodes over all workers.
       | 'Spread' >> beam.Reshuffle()
-      | 'Inspect' >> beam.Map(inspection.inspect_image)
+      | 'Inspect' >> beam.Map(inspection.inspect_image, limits)
       | 'KeyBySha256' >> beam.Map(lambda item: (item.sha256, item)))
   if main_data is None:
     results = (
@@ -93,4 +102,5 @@ def ingest_images(pipeline: beam.Pipeline, input_base: str,
   examples = results[dedup.KEPT] | 'ToExample' >> beam.Map(encoding.to_example)
   return IngestedImages(
       examples, results[dedup.DUPLICATE], results[dedup.REJECTED], ignored,
-      None if main_data is None else results[dedup.IN_MAIN], len(candidates))
+      None if main_data is None else results[dedup.IN_MAIN], len(candidates),
+      listing.followed_links)

@@ -1,9 +1,11 @@
 """The ingestion report: ``ingestion_report.json`` and its one-line summary.
 
 Counts per split and class, patients per split, duplicates, rejected and
-ignored files. It is written by the Beam pipeline itself (after every split
-is known) into the Examples artifact, and summarised in one log line and the
-artifact's ``ingestion_summary`` property once the pipeline has run.
+ignored files, and the links leading outside the data root that were
+followed (``followed_links``: each in-tree path with the real path read).
+It is written by the Beam pipeline itself (after every split is known) into
+the Examples artifact, and summarised in one log line and the artifact's
+``ingestion_summary`` property once the pipeline has run.
 
 An external cohort's report has the same format, with its one split, plus
 the images dropped because the main data holds them (`layout.IN_MAIN_DATA`),
@@ -47,7 +49,8 @@ def build_report(keys: List[Tuple[str, str, str]],
                  duplicates: List[Dict[str, str]],
                  rejected: List[Dict[str, str]],
                  ignored: List[str],
-                 split_names: Sequence[str] = constants.SPLIT_NAMES
+                 split_names: Sequence[str] = constants.SPLIT_NAMES,
+                 followed_links: Sequence[Dict[str, str]] = ()
                  ) -> Dict[str, Any]:
   """The ingestion report from per-example (split, label, patient) keys.
 
@@ -72,6 +75,7 @@ def build_report(keys: List[Tuple[str, str, str]],
       'rejected': sorted(rejected, key=lambda d: d['path']),
       'ignored': {'count': len(ignored),
                   'paths': sorted(ignored)[:_MAX_IGNORED_LISTED]},
+      layout.FOLLOWED_LINKS: sorted(followed_links, key=lambda d: d['path']),
   }
 
 
@@ -83,13 +87,14 @@ def build_cohort_report(keys: List[Tuple[str, str, str]],
                         present: bool, num_files: int,
                         split_names: Sequence[str] = (
                             constants.EXTERNAL_SPLIT,),
-                        threshold_from: Optional[str] = None
+                        threshold_from: Optional[str] = None,
+                        followed_links: Sequence[Dict[str, str]] = ()
                         ) -> Dict[str, Any]:
   """The report of an external cohort: `build_report` of its split(s), plus
   what the main data already holds, whether the cohort was given and (when
   known) where the threshold is chosen."""
   report = build_report(keys, duplicates, rejected, ignored,
-                        tuple(split_names))
+                        tuple(split_names), followed_links)
   if threshold_from is not None:
     report[layout.THRESHOLD_FROM] = threshold_from
   report[layout.IN_MAIN_DATA] = sorted(in_main_data, key=lambda d: d['path'])
@@ -102,12 +107,14 @@ def build_cohort_report(keys: List[Tuple[str, str, str]],
 
 
 def _write_report(unused_seed, path, keys, duplicates, rejected, ignored,
-                  cohort=None, in_main_data=()):
+                  cohort=None, in_main_data=(), followed_links=()):
   if cohort is None:
-    report = build_report(keys, duplicates, rejected, ignored)
+    report = build_report(keys, duplicates, rejected, ignored,
+                          followed_links=followed_links)
   else:
     report = build_cohort_report(keys, duplicates, rejected, ignored,
-                                 list(in_main_data), **cohort)
+                                 list(in_main_data), **cohort,
+                                 followed_links=followed_links)
   with tf.io.gfile.GFile(path, 'w') as f:
     json.dump(report, f, indent=1, sort_keys=True)
 
@@ -117,7 +124,8 @@ def write_report(pipeline: beam.Pipeline,
                  duplicates: beam.PCollection, rejected: beam.PCollection,
                  ignored: List[str], path: str,
                  cohort: Optional[Dict[str, Any]] = None,
-                 in_main_data: Optional[beam.PCollection] = None) -> None:
+                 in_main_data: Optional[beam.PCollection] = None,
+                 followed_links: Sequence[Dict[str, str]] = ()) -> None:
   """Adds the steps that write the report to path once every split is known.
 
   Args:
@@ -131,6 +139,8 @@ def write_report(pipeline: beam.Pipeline,
       (see `build_cohort_report`); None for the main data.
     in_main_data: of an external cohort, {'path', 'sha256', 'main_path'} of
       the images the main data holds (None: none were looked for).
+    followed_links: {'path', 'real_path'} of each link leading outside the
+      data root that was followed (walk.list_tree).
   """
   keys = (
       [example_split | f'SplitKeys[{name}]' >> beam.Map(_split_key, name)
@@ -145,6 +155,7 @@ def write_report(pipeline: beam.Pipeline,
           duplicates=beam.pvalue.AsList(duplicates),
           rejected=beam.pvalue.AsList(rejected),
           ignored=ignored, cohort=cohort,
+          followed_links=list(followed_links),
           in_main_data=(() if in_main_data is None
                         else beam.pvalue.AsList(in_main_data))))
 

@@ -1,8 +1,11 @@
 """What ingestion learns about one image file, without keeping its pixels.
 
-Each candidate is read, hashed, named and decoded with the decoder training
-and serving use, so whatever passes here trains. A bad file becomes an
-`Inspected` with a reason, never an exception: one file must not stop a run.
+Each candidate is read (`image_file.read_file`: regular files only, size
+capped), hashed, named, its header checked (`image_file.check_header`:
+pixel count before decoding, smallest side, EXIF orientation) and decoded
+with the decoder training and serving use, so whatever passes here trains.
+A bad file becomes an `Inspected` with a reason, never an exception: one
+file must not stop a run.
 """
 import hashlib
 import re
@@ -10,9 +13,11 @@ from typing import NamedTuple, Optional, Tuple
 
 import tensorflow as tf
 
+from components.image_example_gen import image_file
 from components.image_example_gen import naming
 from components.image_example_gen.walk import Candidate
 from contract import names as constants
+from contract import options
 
 
 class Inspected(NamedTuple):
@@ -53,13 +58,15 @@ def decode_shape(raw: bytes) -> Tuple[int, int, int]:
   return height, width, channels
 
 
-def inspect_image(candidate: Candidate) -> Inspected:
-  """Reads, hashes, names and decodes one file; never raises for bad input."""
+def inspect_image(candidate: Candidate,
+                  limits: options.ImageLimits = options.ImageLimits()
+                  ) -> Inspected:
+  """Reads, hashes, names, checks and decodes one file; never raises for bad
+  input."""
   try:
-    with tf.io.gfile.GFile(candidate.path, 'rb') as f:
-      raw = f.read()
-  except (OSError, tf.errors.OpError) as e:
-    return Inspected(candidate, '', f'unreadable: {_tf_error_text(e)}')
+    raw = image_file.read_file(candidate.path, limits.max_file_bytes)
+  except image_file.ImageFileError as e:
+    return Inspected(candidate, '', str(e))
   sha = hashlib.sha256(raw).hexdigest()
   try:
     parsed = naming.parse_file_name(candidate.rel_path)
@@ -71,8 +78,10 @@ def inspect_image(candidate: Candidate) -> Inspected:
             f'name says {parsed.subtype!r} but folder says '
             f'{constants.LABEL_NAMES[candidate.label]}'))
   try:
+    # Before decoding: a header may declare gigabytes of pixels.
+    image_file.check_header(raw, limits)
     height, width, channels = decode_shape(raw)
-  except ValueError as e:
+  except ValueError as e:  # image_file.ImageFileError is one
     return Inspected(candidate, sha, str(e), parsed.patient_id, parsed.subtype)
   return Inspected(candidate, sha, None, parsed.patient_id, parsed.subtype,
                    height, width, channels)
