@@ -3,10 +3,11 @@
     python predict.py IMAGE... [--model DIR] [--output-dir DIR]
 
 Without --model the newest pushed model is used: the highest numeric version
-folder holding a saved_model.pb under `<output dir>/serving_model` (what TF
-Serving would serve). --model takes a SavedModel folder or a folder of
-versions (then the newest). A folder among the images stands for its
-.jpeg/.jpg/.png files, sorted.
+folder under `<output dir>/serving_model` that loads (what TF Serving would
+serve); broken versions above it are named on stderr and skipped. --model
+takes a SavedModel folder or a folder of versions (then the newest that
+loads). A folder among the images stands for its .jpeg/.jpg/.png files,
+sorted.
 
 Prints one JSON line per image, in argument order:
   {"path", "pneumonia_probability", "label", "threshold", "model"}
@@ -72,34 +73,46 @@ def expand(arguments):
   return paths
 
 
+# find_model checks a version by loading it; load_model takes that object
+# rather than loading the folder again (4 s for resnet50).
+_CHECKED = {}
+
+
 def find_model(model: str, output_dir: str) -> str:
-  """The SavedModel folder to use.
+  """The SavedModel folder to use: --model if it is one, else the newest
+  numeric version that loads (broken ones above it are named on stderr).
 
   Raises:
     NoModelError: nothing usable, with where we looked and what to do.
   """
-  # Imported here: it brings TensorFlow and TFX.
-  from components.deployed_model import executor as deployed_model  # pylint: disable=g-import-not-at-top
-  if model:
-    if os.path.isfile(os.path.join(model, 'saved_model.pb')):
-      return model
-    newest = deployed_model.newest_version(model)
-    if newest is None:
-      raise NoModelError(
-          f'no model at {model}: it is neither a SavedModel folder (with '
-          'saved_model.pb) nor a folder of numeric version folders holding '
-          'one. Pass --model a SavedModel folder, or run `make run` to train '
-          'and push one.')
-    return newest[1]
-  base = config.output_paths(output_dir)['serving_model_dir']
-  newest = deployed_model.newest_version(base)
-  if newest is None:
+  # Imported here: it brings TensorFlow.
+  from components.deployed_model import versions  # pylint: disable=g-import-not-at-top
+  if model and os.path.isfile(os.path.join(model, layout.SAVED_MODEL_FILE)):
+    return model  # chosen by hand: used or refused, never replaced
+  base = model or config.output_paths(output_dir)['serving_model_dir']
+  found = versions.newest_loadable(base, (constants.SERVING_SIGNATURE,))
+  for entry in found.skipped:
+    print(f'predict.py: skipping version {entry.version} ({entry.path}): '
+          f'{entry.reason}', file=sys.stderr)
+  broken = (f' ({len(found.skipped)} numeric entries there, none usable: '
+            'see above)' if found.skipped else '')
+  if found.version is None and model:
     raise NoModelError(
-        f'no pushed model under {base} (looked for numeric version folders '
-        'holding saved_model.pb). Run `make run` to train and push one (set '
-        'OUTPUT_DIR or --output-dir if the pipeline wrote elsewhere), or pass '
-        '--model DIR.')
-  return newest[1]
+        f'no model at {model}{broken}: it is neither a SavedModel folder '
+        '(with saved_model.pb) nor a folder of numeric version folders '
+        'holding one that loads. Pass --model a SavedModel folder, or run '
+        '`make run` to train and push one.')
+  if found.version is None:
+    raise NoModelError(
+        f'no pushed model under {base}{broken} (looked for numeric version '
+        'folders holding a SavedModel that loads). Run `make run` to train '
+        'and push one (set OUTPUT_DIR or --output-dir if the pipeline wrote '
+        'elsewhere), or pass --model DIR.')
+  if found.skipped:
+    print(f'predict.py: using version {found.version}, the newest that '
+          'loads.', file=sys.stderr)
+  _CHECKED[found.path] = found.loaded
+  return found.path
 
 
 def _float32_value(value) -> float:
@@ -119,8 +132,10 @@ def load_model(path: str):
     NoModelError: it does not load or lacks the serving signature.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  loaded = _CHECKED.pop(path, None)
   try:
-    loaded = tf.saved_model.load(path)
+    if loaded is None:
+      loaded = tf.saved_model.load(path)
   except Exception as e:  # pylint: disable=broad-except
     raise NoModelError(f'cannot load the model at {path}: '
                        f'{type(e).__name__}: {_first_line(e)}') from e
@@ -180,7 +195,7 @@ def classify(serve, data: bytes):
   try:
     outputs = serve(**{constants.SERVING_INPUT: tf.constant([data])})
   except tf.errors.OpError as e:
-    if 'image refused' in str(e.message):  # the serving graph's own check
+    if constants.IMAGE_REFUSED in str(e.message):  # the serving graph's own check
       raise ValueError(e.message.splitlines()[0]) from e
     raise ValueError('not a decodable image (JPEG or PNG expected)') from e
   probability = float(outputs[constants.PROBABILITY_OUTPUT].numpy()[0])

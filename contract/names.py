@@ -42,3 +42,6 @@ EXAMPLES_SIGNATURE = 'serving_examples'
 EXAMPLES_INPUT = 'examples'
 PROBABILITY_OUTPUT = 'pneumonia_probability'
 LABEL_OUTPUT = 'label'
+# How the serving graph's refusal of an oversize image begins (an
+# INVALID_ARGUMENT answer); clients such as predict.py may match on it.
+IMAGE_REFUSED = 'image refused'

@@ -72,9 +72,9 @@ def preprocess_image(image_bytes: tf.Tensor, image_size: int,
   """
   refuse_bomb = tf.debugging.assert_less_equal(
       declared_pixels(image_bytes), tf.constant(max_pixels, tf.int64),
-      message=(f'image refused: its header declares more than {max_pixels} '
-               'pixels (contract.options.ImageLimits.max_pixels); not '
-               'decoded'), summarize=1)
+      message=(f'{constants.IMAGE_REFUSED}: its header declares more than '
+               f'{max_pixels} pixels (contract.options.ImageLimits.'
+               'max_pixels); not decoded'), summarize=1)
   # Decode whatever ingestion accepted (JPEG, PNG, and BMP/GIF bytes under
   # such names), then keep luminance: RGB(A) -> gray, gray(+alpha) -> gray.
   with tf.control_dependencies([refuse_bomb]):

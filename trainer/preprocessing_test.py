@@ -273,5 +273,6 @@ def test_a_bomb_is_refused_before_decoding():
   raw = _encode(_GRAY, 'png')  # 60 x 50
   assert preprocessing.preprocess_image(raw, SIZE, max_pixels=3000).shape == (
       SIZE, SIZE, 1)
-  with pytest.raises(tf.errors.InvalidArgumentError, match='image refused'):
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=constants.IMAGE_REFUSED):
     preprocessing.preprocess_image(raw, SIZE, max_pixels=2999)

@@ -166,7 +166,8 @@ def test_a_decompression_bomb_is_refused_before_decoding(loaded, signature):
               if signature == constants.SERVING_SIGNATURE
               else {constants.EXAMPLES_INPUT: _examples(raws)})
     with pytest.raises(tf.errors.InvalidArgumentError,
-                       match='image refused: its header declares more than'):
+                       match=(constants.IMAGE_REFUSED +
+                              ': its header declares more than')):
       function(**inputs)
 
 
