@@ -8,8 +8,10 @@ An interrupted run therefore never leaves a partial tree that counts as images;
 the next run wipes the staging folder and starts the extraction again.
 
 Every failure the user can fix (no credentials, download rejected, hostile or
-corrupt archive) is a ``DataSourceError`` whose str() is the whole message. The
-Kaggle API key is never printed, logged or put into a message.
+corrupt archive, no room on the disk) is a ``DataSourceError`` whose str() is
+the whole message. A bad archive is deleted with whatever was extracted; a
+good one that does not fit is kept for the next run. The Kaggle API key is
+never printed, logged or put into a message.
 
 Credentials and redaction live in ``runners.kaggle_credentials``, the member
 checks and extraction in ``runners.kaggle_archive``; this module decides where
@@ -123,6 +125,8 @@ def _install_archive(zip_path: str, data_dir: str,
   Raises:
     kaggle_archive.BadArchiveError: the archive is hostile, corrupt or holds
       no images (the caller deletes it).
+    kaggle_archive.NoRoomError: its declared size does not fit on the disk
+      (the download is kept).
   """
   staging_dir = os.path.join(data_dir, STAGING_DIR_NAME)
   _remove(staging_dir)  # leftovers of an interrupted run
@@ -172,8 +176,9 @@ def ensure_dataset(data_dir: str,
     data_dir.
 
   Raises:
-    DataSourceError: no credentials, the download failed, or the archive is
-      corrupt or hostile; the message says what to do.
+    DataSourceError: no credentials, the download failed, the archive is
+      corrupt or hostile, or the disk cannot hold it; the message says what
+      to do.
   """
   if os.path.exists(data_dir) and not os.path.isdir(data_dir):
     raise DataSourceError(f'DATA_DIR {data_dir!r} is not a directory.')

@@ -1,9 +1,11 @@
-"""Tests of DeployedModel: it finds what TF Serving would serve and copies it.
+"""Tests of DeployedModel: it finds what TF Serving would serve, skipping and
+naming versions that do not load, and copies it.
 
-Version folders are laid out by hand: `newest_version` only looks at names
-and at saved_model.pb, and the executor copies files, whatever they hold.
+Version folders hold tiny real SavedModels (testing/serving_folders), some
+broken on purpose; which one a copy came from shows in its `value` file.
 """
-import hashlib
+import json
+import logging
 import pathlib
 
 import pytest
@@ -11,22 +13,17 @@ from tfx.types import standard_artifacts
 
 from components.deployed_model import executor
 from contract import layout
+from testing import serving_folders
 
 
-def _version(base: pathlib.Path, name: str, model: bool = True,
-             payload: str = '') -> pathlib.Path:
-  """A version folder; with `model`, a saved_model.pb and a variables file."""
-  folder = base / name
-  (folder / 'variables').mkdir(parents=True)
-  (folder / 'variables' / 'variables.index').write_text(f'index {name}')
-  if model:
-    (folder / 'saved_model.pb').write_text(f'graph {name} {payload}')
+def _version(base: pathlib.Path, name: str, how: str = '') -> pathlib.Path:
+  """A good version folder (marked with its name), or one broken as `how`."""
+  if how:
+    return serving_folders.break_version(base / name, how)
+  folder = serving_folders.tiny_saved_model(base / name)
+  (folder / 'assets.extra').mkdir()
+  (folder / 'assets.extra' / 'value').write_text(name)
   return folder
-
-
-def _digests(folder: pathlib.Path) -> dict:
-  return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-          for p in sorted(folder.rglob('*')) if p.is_file()}
 
 
 def _run(base, tmp_path):
@@ -37,74 +34,82 @@ def _run(base, tmp_path):
   return model
 
 
-def test_newest_version_is_the_highest_numeric_with_a_saved_model(tmp_path):
-  base = tmp_path / 'serving_model'
-  for name in ('9', '10', '100'):
-    _version(base, name)
-  _version(base, '2000', model=False)  # half-written: no saved_model.pb
-  _version(base, '.staging-5000')
-  _version(base, 'tmp')
-  _version(base, '3000x')
-  (base / '4000').write_text('a file, not a folder')
-  # Numeric order, not text order ('9' > '100' as text).
-  assert executor.newest_version(str(base)) == ('100', str(base / '100'))
-
-
-def test_newest_version_of_a_single_version(tmp_path):
-  _version(tmp_path, '1')
-  assert executor.newest_version(str(tmp_path)) == ('1', str(tmp_path / '1'))
-
-
-@pytest.mark.parametrize('layout', ['missing', 'empty', 'no_saved_model',
-                                    'only_other_names'])
-def test_newest_version_none_when_nothing_is_deployed(tmp_path, layout):
-  base = tmp_path / 'serving_model'
-  if layout != 'missing':
-    base.mkdir()
-  if layout == 'no_saved_model':
-    _version(base, '5', model=False)
-  if layout == 'only_other_names':
-    _version(base, '.staging-abc')
-    _version(base, 'latest')
-    (base / '6').write_text('file')
-  assert executor.newest_version(str(base)) is None
-
-
 def test_executor_copies_the_newest_version(tmp_path):
   base = tmp_path / 'serving_model'
-  _version(base, '5', payload='old')
-  newest = _version(base, '12', payload='new')
-  _version(base, '13', model=False)
-  before = _digests(base)
+  for name in ('5', '9'):
+    _version(base, name)
+  newest = _version(base, '10')  # numeric order, not text order ('9' > '10')
+  before = serving_folders.digests(base)
 
   model = _run(base, tmp_path)
 
   copy = pathlib.Path(model.uri) / 'Format-Serving'
-  assert _digests(copy) == _digests(newest)
-  assert 'new' in (copy / 'saved_model.pb').read_text()
-  assert model.get_int_custom_property(layout.DEPLOYED_FOUND) == 1
+  assert serving_folders.digests(copy) == serving_folders.digests(newest)
+  assert (copy / 'assets.extra' / 'value').read_text() == '10'
   assert executor.is_found(model)
-  assert model.get_string_custom_property(layout.DEPLOYED_VERSION) == '12'
+  assert model.get_string_custom_property(layout.DEPLOYED_VERSION) == '10'
   assert model.get_string_custom_property(layout.DEPLOYED_PATH) == str(newest)
-  assert _digests(base) == before  # the served folder is only read
+  assert executor.skipped(model) == []
+  assert serving_folders.digests(base) == before  # the served folder is only read
+
+
+def test_a_broken_newest_version_is_skipped_and_named(tmp_path, caplog):
+  """Issue 11 §2: saved_model.pb without variables used to be the baseline,
+  and the Evaluator then failed on it in every later run."""
+  base = tmp_path / 'serving_model'
+  good = _version(base, '1796000000')
+  _version(base, '1796999990', 'no_graph')  # variables/ only: a cut copy
+  _version(base, '1797000000', 'no_variables')
+  before = serving_folders.digests(base)
+
+  with caplog.at_level(logging.WARNING):
+    model = _run(base, tmp_path)
+
+  assert executor.is_found(model)
+  assert model.get_string_custom_property(
+      layout.DEPLOYED_VERSION) == '1796000000'
+  copy = pathlib.Path(model.uri) / 'Format-Serving'
+  assert serving_folders.digests(copy) == serving_folders.digests(good)
+  assert executor.skipped(model) == [
+      {'version': '1797000000', 'path': str(base / '1797000000'),
+       'reason': 'its variables are missing (no variables/variables.index)'},
+      {'version': '1796999990', 'path': str(base / '1796999990'),
+       'reason': 'no saved_model.pb'}]
+  logged = [r.getMessage() for r in caplog.records]
+  for name in ('1797000000', '1796999990'):
+    assert any(str(base / name) in line and 'skipped' in line
+               for line in logged), logged
+  assert serving_folders.digests(base) == before  # nothing deleted or fixed
+  assert sorted(p.name for p in tmp_path.iterdir()) == [
+      'DeployedModel', 'serving_model']  # nothing written elsewhere
 
 
 @pytest.mark.parametrize('create_base', [False, True])
 def test_executor_with_nothing_deployed(tmp_path, create_base):
   base = tmp_path / 'serving_model'
   if create_base:
-    _version(base, '3', model=False)
+    base.mkdir()
+    (base / '.staging-abc').mkdir()
+    (base / 'latest').mkdir()
   model = _run(base, tmp_path)
   assert model.get_int_custom_property(layout.DEPLOYED_FOUND) == 0
   assert not executor.is_found(model)
   assert model.get_string_custom_property(layout.DEPLOYED_VERSION) == ''
+  assert executor.skipped(model) == []
   uri = pathlib.Path(model.uri)
   assert not (uri / 'Format-Serving').exists()
   assert not uri.exists() or not any(uri.iterdir())
 
 
-def test_newest_version_ignores_non_ascii_digit_names(tmp_path):
-  _version(tmp_path, '5')
-  _version(tmp_path, '²')
-  _version(tmp_path, '١٢')
-  assert executor.newest_version(str(tmp_path)) == ('5', str(tmp_path / '5'))
+def test_only_broken_versions_means_nothing_deployed(tmp_path):
+  base = tmp_path / 'serving_model'
+  _version(base, '3', 'garbage_graph')
+  _version(base, '4', 'a_file')
+  model = _run(base, tmp_path)
+  assert not executor.is_found(model)
+  assert [(s['version'], s['reason']) for s in executor.skipped(model)] == [
+      ('4', 'not a folder'),
+      ('3', 'saved_model.pb does not parse as a SavedModel')]
+  assert json.loads(model.get_string_custom_property(
+      layout.DEPLOYED_SKIPPED))[0]['path'] == str(base / '4')
+  assert not (pathlib.Path(model.uri) / 'Format-Serving').exists()

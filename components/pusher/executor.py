@@ -6,12 +6,16 @@ staging folder beside the versions (TF Serving ignores non-numeric names),
 checked, and renamed to its version in one step: TF Serving never sees a
 half-written version, earlier versions are never touched, and an existing
 version is never overwritten. The version is the Unix time, or one more than
-the newest existing version if the clock says otherwise. A model that is not
-blessed leaves the served folder untouched.
+the highest numeric entry if the clock says otherwise: every entry counts,
+broken or not, since TF Serving serves the highest number and would
+otherwise keep trying a broken folder above the new push. Staging folders
+left by a push killed mid-copy are removed at the next push once stale. A
+model that is not blessed leaves the served folder untouched.
 """
 import os
 import time
 import uuid
+from typing import List
 
 from absl import logging
 import tensorflow as tf
@@ -22,7 +26,7 @@ from tfx.types import standard_component_specs as specs
 from tfx.utils import io_utils
 from tfx.utils import proto_utils
 
-from components.deployed_model import executor as deployed_model
+from components.deployed_model import versions
 from contract import layout
 
 
@@ -30,12 +34,57 @@ class VersionExistsError(RuntimeError):
   """The chosen version folder appeared while pushing."""
 
 
+# A staging folder in which nothing changed for this long belongs to a dead
+# push: a live one is written without pause until its rename (a resnet50
+# copies in seconds; each copied file gets a fresh mtime), so an hour leaves a wide margin for a slow disk while a
+# concurrent push's folder is never taken. Not "older than this run": a
+# concurrent run that started earlier would lose its live staging folder.
+STALE_STAGING_SECONDS = 3600
+
+
 def next_version(base_directory: str) -> str:
-  newest = deployed_model.newest_version(base_directory)
+  """Above every numeric entry, folder or file, broken or not."""
+  highest = versions.highest_number(base_directory)
   version = int(time.time())
-  if newest and int(newest[0]) >= version:
-    version = int(newest[0]) + 1
+  if highest is not None and highest >= version:
+    version = highest + 1
   return str(version)
+
+
+def _last_change(folder: str) -> float:
+  """The newest modification time of the folder and of anything inside."""
+  newest = os.lstat(folder).st_mtime
+  for root, dirs, files in os.walk(folder):
+    for name in dirs + files:
+      try:
+        newest = max(newest, os.lstat(os.path.join(root, name)).st_mtime)
+      except FileNotFoundError:  # removed meanwhile: it was being changed
+        return time.time()
+  return newest
+
+
+def remove_stale_staging(base_directory: str) -> List[str]:
+  """Removes the staging folders of dead pushes; returns their paths."""
+  removed = []
+  now = time.time()
+  for name in sorted(os.listdir(base_directory)):
+    path = os.path.join(base_directory, name)
+    if not name.startswith(layout.STAGING_PREFIX) or os.path.islink(path):
+      continue
+    try:
+      idle = now - _last_change(path)
+    except FileNotFoundError:  # renamed or removed by its own push
+      continue
+    if idle < STALE_STAGING_SECONDS:
+      continue
+    if os.path.isdir(path):
+      tf.io.gfile.rmtree(path)
+    else:
+      os.remove(path)
+    logging.warning('Removed %s, the staging folder of a push that stopped '
+                    '%.0f minutes ago without finishing.', path, idle / 60)
+    removed.append(path)
+  return removed
 
 
 def publish(model_path: str, base_directory: str) -> str:
@@ -52,6 +101,7 @@ def publish(model_path: str, base_directory: str) -> str:
                        os.path.join(target, layout.SAVED_MODEL_FILE))
     return target
   tf.io.gfile.makedirs(base_directory)
+  remove_stale_staging(base_directory)
   staging = os.path.join(base_directory,
                          layout.STAGING_PREFIX + uuid.uuid4().hex)
   try:

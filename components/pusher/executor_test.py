@@ -4,6 +4,8 @@
 for saved_model.pb); the Executor pushes a tiny real SavedModel.
 """
 import hashlib
+import logging
+import os
 import pathlib
 
 import keras
@@ -210,3 +212,96 @@ def test_executor_pushes_a_blessed_model(model_artifact, tmp_path):
           tf.zeros([8, 8, 1], tf.uint8)).numpy()])})
   assert outputs[constants.PROBABILITY_OUTPUT].shape == (1,)
   assert float(loaded.threshold.numpy()) == pytest.approx(0.3)
+
+
+# --- leftovers in the serving folder (issue 11 §2) ----------------------------
+
+def _age(path: pathlib.Path, seconds: float):
+  """Sets the modification time of path and of everything below it."""
+  stamp = executor.time.time() - seconds
+  for entry in [path, *path.rglob('*')]:
+    os.utime(entry, (stamp, stamp), follow_symlinks=False)
+
+
+def test_a_new_version_exceeds_every_numeric_entry(tmp_path, monkeypatch):
+  """TF Serving serves the highest number: a push numbered below a broken
+  folder would never be served."""
+  monkeypatch.setattr(executor.time, 'time', lambda: 1_700_000_000.5)
+  base = tmp_path / 'serving_model'
+  (base / '1796999990' / 'variables').mkdir(parents=True)  # no saved_model.pb
+  (base / '1796999990' / 'variables' / 'variables.index').write_bytes(b'i')
+  (base / '1796999995').write_text('a file with a numeric name')
+  (base / '99999999999x').mkdir()  # not numeric: does not count
+  before = {name: _digests(base / name) if (base / name).is_dir()
+            else (base / name).read_text() for name in _entries(base)}
+
+  target = executor.publish(str(_model_folder(tmp_path, 'a')), str(base))
+
+  assert pathlib.Path(target).name == '1796999996'
+  assert _entries(base) == ['1796999990', '1796999995', '1796999996',
+                            '99999999999x']
+  assert {name: _digests(base / name) if (base / name).is_dir()
+          else (base / name).read_text() for name in before} == before
+  assert _digests(pathlib.Path(target)) == _digests(tmp_path / 'model-a')
+
+
+def test_stale_staging_folders_are_removed_live_ones_kept(tmp_path, caplog):
+  base = tmp_path / 'serving_model'
+  old = pathlib.Path(executor.publish(str(_model_folder(tmp_path, 'a')),
+                                      str(base)))
+  served = _digests(old)
+  dead = base / (executor.layout.STAGING_PREFIX + 'dead')
+  (dead / 'variables').mkdir(parents=True)
+  (dead / 'variables' / 'variables.data-00000-of-00001').write_bytes(b'x' * 10)
+  _age(dead, 2 * executor.STALE_STAGING_SECONDS)
+  # Another push copying now: an old folder, but a file written just now.
+  live = base / (executor.layout.STAGING_PREFIX + 'live')
+  (live / 'variables').mkdir(parents=True)
+  _age(live, 2 * executor.STALE_STAGING_SECONDS)
+  (live / 'variables' / 'variables.index').write_bytes(b'being written')
+  stray = base / '.not-staging'
+  stray.mkdir()
+  _age(stray, 2 * executor.STALE_STAGING_SECONDS)
+
+  with caplog.at_level(logging.WARNING):
+    target = pathlib.Path(executor.publish(str(_model_folder(tmp_path, 'b')),
+                                           str(base)))
+
+  assert _entries(base) == sorted([live.name, stray.name, old.name,
+                                   target.name])
+  assert any(str(dead) in r.getMessage() and 'Removed' in r.getMessage()
+             for r in caplog.records), [r.getMessage() for r in caplog.records]
+  assert (live / 'variables' / 'variables.index').read_bytes() == (
+      b'being written')
+  assert _digests(old) == served
+  assert sorted(p.name for p in tmp_path.iterdir()) == [
+      'model-a', 'model-b', 'serving_model']  # nothing written elsewhere
+
+
+def test_remove_stale_staging_rule(tmp_path, monkeypatch):
+  fresh = tmp_path / (executor.layout.STAGING_PREFIX + 'fresh')
+  fresh.mkdir()
+  _age(fresh, executor.STALE_STAGING_SECONDS - 60)
+  stale = tmp_path / (executor.layout.STAGING_PREFIX + 'stale')
+  stale.mkdir()
+  _age(stale, executor.STALE_STAGING_SECONDS + 60)
+  assert executor.remove_stale_staging(str(tmp_path)) == [str(stale)]
+  assert _entries(tmp_path) == [fresh.name]
+
+
+def test_executor_pushes_above_a_broken_folder_and_cleans_staging(
+    model_artifact, tmp_path):
+  base = tmp_path / 'serving_model'
+  future = int(executor.time.time()) + 10_000
+  (base / str(future) / 'variables').mkdir(parents=True)
+  dead = base / (executor.layout.STAGING_PREFIX + 'killed-mid-copy')
+  (dead / 'variables').mkdir(parents=True)
+  _age(dead, 2 * executor.STALE_STAGING_SECONDS)
+
+  pushed = _run_executor(model_artifact, 1, base, tmp_path)
+
+  version = pushed.get_string_custom_property('pushed_version')
+  assert int(version) == future + 1
+  assert _entries(base) == sorted([str(future), version])
+  assert tf.saved_model.load(str(base / version)).signatures[
+      constants.SERVING_SIGNATURE] is not None

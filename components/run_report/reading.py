@@ -98,7 +98,9 @@ def _deployed(baseline) -> run_lib.Deployed:
       found=bool(baseline.get_int_custom_property(layout.DEPLOYED_FOUND)),
       version=baseline.get_string_custom_property(layout.DEPLOYED_VERSION)
       or None,
-      path=baseline.get_string_custom_property(layout.DEPLOYED_PATH) or None)
+      path=baseline.get_string_custom_property(layout.DEPLOYED_PATH) or None,
+      skipped=tuple(json.loads(baseline.get_string_custom_property(
+          layout.DEPLOYED_SKIPPED) or '[]')))
 
 
 def _pushed(pushed) -> run_lib.Pushed:

@@ -29,6 +29,8 @@ class Deployed:
   found: bool
   version: Optional[str] = None
   path: Optional[str] = None
+  # Broken numeric entries passed over: {'version', 'path', 'reason'}.
+  skipped: Tuple[Json, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -83,6 +83,7 @@ class Baseline:
   version: Any = None
   path: Any = None
   evaluated: bool = False  # DEPLOYED: the candidate was judged this run
+  skipped: Tuple[Any, ...] = ()  # broken versions above it (run.Deployed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,14 +211,15 @@ def _cohorts(run: Run) -> List[CohortVerdict]:
 def _baseline(run: Run) -> Baseline:
   compared = (run.decision or {}).get('baseline')
   deployed = run.baseline
+  skipped = deployed.skipped if deployed else ()
   if compared:
     return Baseline(Baseline.COMPARED, compared.get('version'),
-                    compared.get('path'))
+                    compared.get('path'), skipped=skipped)
   if deployed and deployed.found:
     return Baseline(Baseline.DEPLOYED, deployed.version, deployed.path,
-                    evaluated=bool(run.decision))
+                    evaluated=bool(run.decision), skipped=skipped)
   if run.decision or (deployed and not deployed.found):
-    return Baseline(Baseline.NONE)
+    return Baseline(Baseline.NONE, skipped=skipped)
   return Baseline(Baseline.UNKNOWN)
 
 
