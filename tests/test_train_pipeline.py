@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from components.site_calibration import executor as site_calibration
+from contract import layout
 from contract import settings as config
 from contract import names as constants
 from contract import options
@@ -82,6 +84,34 @@ _LOAD_IN_FRESH_PROCESS = textwrap.dedent('''
 ''')
 
 
+def _eval_images(data_dir, count):
+  """Some training images, so that more probabilities are served."""
+  return {f'train_{i}': path for i, path in enumerate(
+      sorted(data_dir.rglob('*.jpeg'))[::6][:count])}
+
+
+def _serve_in_fresh_process(tmp_path, serving_dir, paths):
+  script = tmp_path / 'load.py'
+  script.write_text(_LOAD_IN_FRESH_PROCESS)
+  served = run_cli([script, os.path.abspath('.'), serving_dir, *paths],
+                   timeout=300)
+  assert served.returncode == 0, served.stderr[-3000:]
+  line = [l for l in served.stdout.splitlines() if l.startswith('RESULT ')][0]
+  return json.loads(line[len('RESULT '):])
+
+
+def _assert_labels_at(threshold, outputs):
+  """Each served label is PNEUMONIA exactly when probability >= threshold
+  (compared in float32, as the serving graph does)."""
+  for path, out in outputs.items():
+    (probability,) = out[constants.PROBABILITY_OUTPUT]
+    (label,) = out[constants.LABEL_OUTPUT]
+    assert 0.0 <= probability <= 1.0, path
+    expected = ('PNEUMONIA' if np.float32(probability) >= np.float32(threshold)
+                else 'NORMAL')
+    assert label == expected, (path, probability, threshold)
+
+
 def test_train_stage_exports_a_servable_model(original_sample, kermany_224,
                                                tmp_path):
   data_dir, output_dir = tmp_path / 'data', tmp_path / 'output'
@@ -132,20 +162,32 @@ def test_train_stage_exports_a_servable_model(original_sample, kermany_224,
 
   # The exported model serves raw bytes in a process without our code.
   inputs = _serving_inputs(original_sample, kermany_224, tmp_path)
-  script = tmp_path / 'load.py'
-  script.write_text(_LOAD_IN_FRESH_PROCESS)
-  served = run_cli([script, os.path.abspath('.'),
-                    os.path.join(model_dir, 'Format-Serving'),
-                    *inputs.values()], timeout=300)
-  assert served.returncode == 0, served.stderr[-3000:]
-  line = [l for l in served.stdout.splitlines() if l.startswith('RESULT ')][0]
-  outputs = json.loads(line[len('RESULT '):])
-  assert len(outputs) == len(inputs) == 4
-  for path, out in outputs.items():
-    (probability,) = out[constants.PROBABILITY_OUTPUT]
-    (label,) = out[constants.LABEL_OUTPUT]
-    assert 0.0 <= probability <= 1.0, path
-    assert label == ('PNEUMONIA' if probability >= 0.5 else 'NORMAL'), path
+  inputs.update(_eval_images(data_dir, 8))
+  serving_dir = os.path.join(model_dir, 'Format-Serving')
+  with open(os.path.join(serving_dir, layout.MODEL_INFO_FILE)) as f:
+    threshold = json.load(f)['threshold']
+  outputs = _serve_in_fresh_process(tmp_path, serving_dir, inputs.values())
+  assert len(outputs) == len(inputs)
+  _assert_labels_at(threshold, outputs)
+
+  # The label follows the model's own threshold, not 0.5: in a copy of the
+  # model whose threshold puts the served probability nearest 0.5 between
+  # the threshold and 0.5, that image is labelled the other way round from
+  # what 0.5 would say.
+  nearest = min((out[constants.PROBABILITY_OUTPUT][0] for out in
+                 outputs.values()), key=lambda p: abs(p - 0.5))
+  assert nearest != 0.5
+  beyond = (nearest + (1.0 if nearest > 0.5 else 0.0)) / 2
+  site_calibration.resave_with_threshold(serving_dir, str(tmp_path / 'moved'),
+                                         beyond)
+  moved = _serve_in_fresh_process(tmp_path, tmp_path / 'moved',
+                                  inputs.values())
+  _assert_labels_at(beyond, moved)
+  flipped = [path for path, out in moved.items()
+             if out[constants.PROBABILITY_OUTPUT][0] == nearest]
+  assert flipped and all(
+      (moved[path][constants.LABEL_OUTPUT][0] == 'PNEUMONIA') != (nearest >= 0.5)
+      for path in flipped), (nearest, beyond)
 
 
 def test_missing_resnet_weights_stop_the_run_before_any_stage(tmp_path):
