@@ -11,6 +11,7 @@ and re-running on unchanged inputs reuses cached results.
 import argparse
 import os
 import sys
+from typing import List, Optional, Tuple
 
 from absl import logging
 
@@ -59,14 +60,30 @@ def parse_args(argv=None) -> argparse.Namespace:
   return parser.parse_args(argv)
 
 
-def preflight_training(args) -> options.TrainingSettings:
-  """Training settings, checked before any stage runs (seconds, not hours)."""
-  training = cli.training_from_args(args)
+def preflight_training(args) -> Tuple[Optional[options.TrainingSettings],
+                                       List[str]]:
+  """Training settings, checked before any stage runs (seconds, not hours),
+  and every problem with them: a bad option does not hide missing weights."""
+  problems, training = [], None
+  try:
+    training = cli.training_from_args(args)
+  except ValueError as e:
+    problems.append(str(e))
+  try:
+    # The options that choose the weights, alone, when others are bad.
+    weights = training or options.training_settings(
+        args.profile, architectures=args.architectures,
+        resnet_weights=args.resnet_weights)
+  except ValueError:
+    return training, problems  # a bad architecture is already said
   stages = config.STAGES
-  if (architectures.needs_weights(training.architectures) and
+  if (architectures.needs_weights(weights.architectures) and
       stages.index(args.stop_after) >= stages.index('train')):
-    resnet_weights.resolve(training.resnet_weights)
-  return training
+    try:
+      resnet_weights.resolve(weights.resnet_weights)
+    except resnet_weights.WeightsUnavailableError as e:
+      problems.append(str(e))
+  return training, problems
 
 
 def preflight_external(data_dir: str, external_dir: str) -> str:
@@ -93,11 +110,7 @@ def main(argv=None) -> int:
   # Preflight: every problem that would stop the run later, reported now
   # and all at once, before any stage (or download) starts.
   data_dir = os.path.abspath(args.data_dir)
-  problems = []
-  try:
-    training = preflight_training(args)
-  except (resnet_weights.WeightsUnavailableError, ValueError) as e:
-    problems.append(str(e))
+  training, problems = preflight_training(args)
   try:
     kaggle_data.check_source(data_dir)
   except kaggle_data.DataSourceError as e:

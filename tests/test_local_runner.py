@@ -1,4 +1,6 @@
 """The local runner's command line: errors a user sees before any stage runs."""
+import time
+
 from testing.support import run_cli
 
 
@@ -27,10 +29,18 @@ def test_unknown_stage_is_refused_with_the_choices():
 def test_every_preflight_problem_is_reported_at_once(tmp_path):
   env = {'HOME': str(tmp_path), 'KAGGLE_USERNAME': '', 'KAGGLE_KEY': '',
          'KAGGLE_CONFIG_DIR': str(tmp_path / 'none')}
+  started = time.monotonic()
   result = run_cli(['local_runner.py', '--data-dir', tmp_path / 'data',
                     '--output-dir', tmp_path / 'out', '--resnet-weights',
-                    tmp_path / 'missing.h5'], env=env, timeout=120)
+                    tmp_path / 'missing.h5', '--epochs', '0'],
+                   env=env, timeout=120)
+  seconds = time.monotonic() - started
   assert result.returncode == 2
-  assert 'kaggle.json' in result.stderr and 'missing.h5' in result.stderr
-  assert result.stderr.count('error: ') == 2
+  for reason in ('kaggle.json', 'missing.h5', 'epochs is too small'):
+    assert reason in result.stderr, (reason, result.stderr[-3000:])
+  assert result.stderr.count('error: ') == 3
   assert 'Traceback' not in result.stderr
+  assert not (tmp_path / 'out').exists()
+  # "within a second": the answer comes before TensorFlow is imported (the
+  # process start itself is part of what is timed).
+  assert seconds < 2, seconds
