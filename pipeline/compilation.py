@@ -3,9 +3,17 @@ compilers do not do by themselves.
 
 Local (LocalDagRunner IR): TFX has only a pipeline-wide cache switch, so the
 nodes that must see the present are turned off one by one. Kubeflow (KFP v2
-PipelineSpec): no resolver task (open-source KFP rejects it), caching off
-for the same nodes and for ingestion, runtime parameter types and defaults
-filled in. Nodes are chosen by component class, never by id strings.
+PipelineSpec): schema 2.1.0, no resolver task (open-source KFP rejects it),
+caching off for the same nodes and for ingestion, runtime parameter types and
+defaults filled in. Nodes are chosen by component class, never by id strings.
+
+Schema 2.1.0, not TFX's default 2.0.0: KFP v2's driver implements only
+`runtimeValue.constant` (2.0.0 writes the deprecated `constantValue`) and
+type-checks inputs against `parameterType` (2.0.0 writes the deprecated
+`type`), and TFX's container entrypoint reads the executor input's
+`parameterValues`, the only field KFP fills, only when given the inputs spec
+(`--json_serialized_inputs_spec_args`, written with 2.1.0).
+tests/test_kfp_tasks.py runs the tasks as the driver and launcher would.
 """
 import copy
 import tempfile
@@ -54,7 +62,8 @@ def compile_for_kubeflow(
   declared with their types and defaults."""
   with tempfile.TemporaryDirectory() as tmp:
     runner = kfv2.KubeflowV2DagRunner(
-        config=kfv2.KubeflowV2DagRunnerConfig(default_image=image),
+        config=kfv2.KubeflowV2DagRunnerConfig(
+            default_image=image, use_pipeline_spec_2_1=True),  # see above
         output_dir=tmp)
     job = runner.run(pipeline, write_out=False)
   spec = copy.deepcopy(job['pipelineSpec'])
