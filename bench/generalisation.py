@@ -30,33 +30,30 @@ Every (variant, seed) writes `result.json` under
 reuses results whose settings match (so an interrupted run resumes), and
 `--fresh` retrains. Runs are long: progress lines name variant, seed and
 epoch. Share the CPU with care: this is one training process.
+
+The recipes (VARIANTS) and the command line are here; the data in
+generalisation_data.py, one (variant, seed) run in generalisation_run.py,
+scoring a SavedModel in generalisation_scoring.py, the table and verdicts
+in generalisation_table.py.
 """
 import argparse
-import dataclasses
-import hashlib
 import json
 import logging as std_logging
 import os
 import platform
-import shutil
-import statistics
 import sys
 import time
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Tuple
 
 from absl import logging
-import keras
-import numpy as np
 import tensorflow as tf
 
-from components.image_example_gen import component
-from components.image_example_gen import walk
-from contract import layout
-from contract import names as constants
+from bench import generalisation_data as bench_data
+from bench import generalisation_run as bench_run
+from bench import generalisation_table as bench_table
+from bench.generalisation_data import say
 from contract import options
-from contract import settings as config
 from testing.support import SHARED_DATA
-from trainer import run
 
 # name -> (what it changes, TrainingSettings overrides). The first variant
 # given is the baseline the others are judged against.
@@ -74,143 +71,19 @@ VARIANTS: Dict[str, Tuple[str, Dict[str, Any]]] = {
                         'input, so serving does the same)',
                         {'lr_schedule': 'cosine', 'warmup_epochs': 1.0,
                          'intensity_normalisation': 'equalize'}),
+    'label_smoothing': ('binary cross-entropy with label smoothing 0.1 '
+                        '(targets 0.05 / 0.95)', {'label_smoothing': 0.1}),
+    'acquisition': ('acquisition augmentation: + resized crop, stronger '
+                    'contrast/gamma, blur/sharpen, JPEG (both classes alike)',
+                    {'augmentation_policy': 'acquisition'}),
+    'acquisition_equalize': ('acquisition augmentation + per-image '
+                             'histogram equalisation',
+                             {'augmentation_policy': 'acquisition',
+                              'intensity_normalisation': 'equalize'}),
 }
 QUICK = {'image_size': 128, 'epochs': 6, 'patience': 3}
-# (column, key, higher is better)
-METRICS = (('internal AUC', 'internal_auc', True),
-           ('external AUC', 'external_auc', True),
-           ('gap', 'gap', False),
-           ('ext. sensitivity', 'external_sensitivity', True),
-           ('ext. specificity', 'external_specificity', True),
-           ('worst val-AUC fall', 'worst_val_auc_fall', False),
-           ('last-epoch val AUC', 'last_val_auc', True),
-           ('train min', 'train_minutes', None))
-MIN_SEEDS = 3  # fewer: no verdict
-VERDICT_KEYS = ('internal_auc', 'external_auc', 'gap', 'external_sensitivity',
-                'external_specificity', 'worst_val_auc_fall', 'last_val_auc')
 
 
-def say(message: str) -> None:
-  print(f'[bench {time.strftime("%H:%M:%S")}] {message}', flush=True)
-
-
-class _Prefix(std_logging.Filter):
-  """Keeps the Trainer's INFO lines (and every warning), with the current
-  variant and seed before them; drops other libraries' INFO chatter."""
-  prefix = ''
-
-  def filter(self, record):
-    trainer = f'{os.sep}trainer{os.sep}' in record.pathname
-    if not trainer and record.levelno < std_logging.WARNING:
-      return False
-    if self.prefix:
-      record.msg = f'{self.prefix} {record.msg}'
-    return True
-
-
-PREFIX = _Prefix()
-
-
-# --- data ----------------------------------------------------------------------
-def ingest_once(data_dir: str, cache: str) -> str:
-  """kermany-224 ingested by patient into `cache` (once; reused after)."""
-  if os.path.exists(os.path.join(cache, layout.INGESTION_REPORT_FILE)):
-    say(f'reusing ingested examples in {cache}')
-    return cache
-  partial = cache + '.partial'
-  shutil.rmtree(partial, ignore_errors=True)
-  say(f'ingesting {data_dir} into {cache} (once)')
-  start = time.perf_counter()
-  component.ingest_outside_pipeline(data_dir, partial,
-                                    config.direct_runner_args(1))
-  os.rename(partial, cache)
-  say(f'ingested in {time.perf_counter() - start:.0f} s')
-  return cache
-
-
-def split_files(examples: str, split: str) -> List[str]:
-  files = sorted(tf.io.gfile.glob(os.path.join(examples, f'Split-{split}',
-                                               '*')))
-  if not files:
-    raise SystemExit(f'no {split} files in {examples}')
-  return files
-
-
-def test_split(examples: str) -> Tuple[List[bytes], np.ndarray]:
-  """(image bytes, labels) of the internal test split."""
-  raws, labels = [], []
-  dataset = tf.data.TFRecordDataset(split_files(examples, 'test'),
-                                    compression_type='GZIP').batch(256)
-  for batch in dataset:
-    features = tf.io.parse_example(batch, {
-        constants.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
-        constants.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)})
-    raws += list(features[constants.IMAGE_KEY].numpy())
-    labels += list(features[constants.LABEL_KEY].numpy())
-  return raws, np.array(labels)
-
-
-def external_cohort(folder: str) -> Tuple[List[bytes], np.ndarray, int]:
-  """(image bytes, labels, files) of the external cohort, each distinct
-  image once (byte-identical copies are one image, as ingestion counts)."""
-  candidates, _ = walk.list_images(folder)
-  seen, raws, labels = set(), [], []
-  for candidate in sorted(candidates, key=lambda c: c.rel_path):
-    with open(candidate.path, 'rb') as f:
-      raw = f.read()
-    digest = hashlib.sha256(raw).hexdigest()
-    if digest not in seen:
-      seen.add(digest)
-      raws.append(raw)
-      labels.append(candidate.label)
-  if not raws:
-    raise SystemExit(f'no images under {folder}')
-  return raws, np.array(labels), len(candidates)
-
-
-# --- scoring -------------------------------------------------------------------
-def auc(labels: np.ndarray, scores: np.ndarray) -> float:
-  """ROC AUC: the probability that a positive outscores a negative (ties
-  count half)."""
-  positive, negative = scores[labels == 1], scores[labels == 0]
-  greater = (positive[:, None] > negative[None, :]).sum()
-  ties = (positive[:, None] == negative[None, :]).sum()
-  return float((greater + 0.5 * ties) / (positive.size * negative.size))
-
-
-def serve(model_dir: str, raws: Sequence[bytes], batch: int = 64):
-  """(probabilities, predicted PNEUMONIA) from serving_default on bytes."""
-  signature = tf.saved_model.load(model_dir).signatures[
-      constants.SERVING_SIGNATURE]
-  probabilities, positive = [], []
-  pneumonia = constants.LABEL_NAMES[constants.PNEUMONIA].encode()
-  for start in range(0, len(raws), batch):
-    out = signature(**{constants.SERVING_INPUT: tf.constant(
-        list(raws[start:start + batch]))})
-    probabilities += list(out[constants.PROBABILITY_OUTPUT].numpy())
-    positive += [label == pneumonia
-                 for label in out[constants.LABEL_OUTPUT].numpy()]
-  return np.array(probabilities), np.array(positive)
-
-
-def cohort_metrics(model_dir: str, raws, labels) -> Dict[str, float]:
-  probabilities, positive = serve(model_dir, raws)
-  return {
-      'auc': auc(labels, probabilities),
-      'sensitivity': float(positive[labels == 1].mean()),
-      'specificity': float((~positive[labels == 0]).mean()),
-      'images': int(labels.size),
-      'positives': int((labels == 1).sum()),
-  }
-
-
-def worst_fall(history: List[Dict[str, Any]]) -> float:
-  """The largest drop of val AUC from one epoch to the next (0 if none)."""
-  values = [h['val_auc'] for h in history]
-  return float(max([0.0] + [a - b for a, b in zip(values, values[1:])]))
-
-
-# --- one run -------------------------------------------------------------------
 def settings_for(variant: str, seed: int, args) -> options.TrainingSettings:
   overrides = dict(QUICK) if args.quick else {}
   for name in ('image_size', 'epochs', 'patience', 'batch_size'):
@@ -221,166 +94,6 @@ def settings_for(variant: str, seed: int, args) -> options.TrainingSettings:
       'quick' if args.quick else 'full', architectures=[args.architecture],
       seed=seed, log_every_seconds=args.log_every_seconds,
       resnet_weights='none', **overrides)
-
-
-def same_settings(recorded: Dict[str, Any],
-                  settings: options.TrainingSettings) -> bool:
-  """Whether a result's recorded settings are `settings`. A setting added
-  to TrainingSettings since (absent from the record) counts as its default;
-  one removed since is ignored."""
-  fields = {f.name for f in dataclasses.fields(options.TrainingSettings)}
-  try:
-    then = options.TrainingSettings.from_dict(
-        {k: v for k, v in recorded.items() if k in fields})
-  except (TypeError, ValueError):
-    return False
-  return then == settings
-
-
-def run_one(variant: str, seed: int, settings: options.TrainingSettings,
-            folder: str, examples: str, internal, external,
-            label: str) -> Dict[str, Any]:
-  run_dir = os.path.join(folder, 'run')
-  model_dir = os.path.join(folder, 'model', 'Format-Serving')
-  # A previous result.json stays until this run's replaces it.
-  for old in (run_dir, os.path.dirname(model_dir)):
-    shutil.rmtree(old, ignore_errors=True)
-  load_before = os.getloadavg()
-  say(f'{label} training {settings.architectures[0]} at '
-      f'{settings.image_size} px, up to {settings.epochs} epochs, '
-      f'lr_schedule {settings.lr_schedule} (load average '
-      f'{load_before[0]:.2f})')
-  PREFIX.prefix = f'[{variant} seed {seed}]'
-  start = time.perf_counter()
-  try:
-    rows = run.train_and_export(
-        split_files(examples, 'train'), split_files(examples, 'eval'),
-        settings, run_dir, model_dir)
-  finally:
-    PREFIX.prefix = ''
-  wall = time.perf_counter() - start
-  row = rows[0]
-  with open(os.path.join(run_dir, row['architecture'], 'history.json')) as f:
-    history = json.load(f)
-  with open(os.path.join(model_dir, layout.MODEL_INFO_FILE)) as f:
-    info = json.load(f)
-  inside = cohort_metrics(model_dir, *internal)
-  outside = cohort_metrics(model_dir, *external)
-  result = {
-      'variant': variant, 'seed': seed, 'settings': settings.to_dict(),
-      'internal_auc': inside['auc'], 'external_auc': outside['auc'],
-      'gap': inside['auc'] - outside['auc'],
-      'internal_sensitivity': inside['sensitivity'],
-      'internal_specificity': inside['specificity'],
-      'external_sensitivity': outside['sensitivity'],
-      'external_specificity': outside['specificity'],
-      'internal_images': inside['images'],
-      'external_images': outside['images'],
-      'threshold': info['threshold'],
-      'eval_operating_point': info['operating_point'],
-      'val_auc': row['val_auc'], 'best_epoch': row['best_epoch'],
-      'epochs_run': row['epochs_run'],
-      'val_auc_by_epoch': [h['val_auc'] for h in history],
-      'learning_rate_by_epoch': [h.get('learning_rate') for h in history],
-      'worst_val_auc_fall': worst_fall(history),
-      'train_minutes': row['seconds'] / 60, 'wall_minutes': wall / 60,
-      'images_per_second': row['images_per_second'],
-      'load_average_before': load_before[0],
-      'load_average_after': os.getloadavg()[0],
-  }
-  with open(os.path.join(folder, 'result.json.partial'), 'w') as f:
-    json.dump(result, f, indent=1)
-  os.replace(os.path.join(folder, 'result.json.partial'),
-             os.path.join(folder, 'result.json'))
-  say(f'{label} done in {wall / 60:.1f} min: val AUC {row["val_auc"]:.4f} '
-      f'(best epoch {row["best_epoch"]}/{row["epochs_run"]}); internal AUC '
-      f'{inside["auc"]:.4f}, external AUC {outside["auc"]:.4f}, external '
-      f'sensitivity {outside["sensitivity"]:.3f} / specificity '
-      f'{outside["specificity"]:.3f} at threshold {info["threshold"]:.3f}')
-  # Models of finished runs need not stay in memory.
-  keras.backend.clear_session()
-  return result
-
-
-# --- the table -----------------------------------------------------------------
-def _summary(values: Sequence[float]) -> Dict[str, float]:
-  return {'mean': statistics.fmean(values), 'min': min(values),
-          'max': max(values), 'spread': max(values) - min(values),
-          'std': statistics.stdev(values) if len(values) > 1 else 0.0,
-          'n': len(values)}
-
-
-def _value(result: Dict[str, Any], key: str) -> float:
-  if key == 'last_val_auc':  # derived: results before it lack the key
-    return result['val_auc_by_epoch'][-1]
-  return result[key]
-
-
-def summarise(results: Dict[str, List[Dict[str, Any]]]):
-  return {variant: {key: _summary([_value(r, key) for r in runs])
-                    for _, key, _ in METRICS}
-          for variant, runs in results.items() if runs}
-
-
-def verdicts(summary, baseline: str) -> Dict[str, Dict[str, Dict[str, Any]]]:
-  """For each variant but the baseline and each metric: the mean gain (in
-  the better direction), the spread, and whether the gain exceeds it."""
-  out = {}
-  higher = {key: better for _, key, better in METRICS}
-  for variant, stats in summary.items():
-    if variant == baseline or baseline not in summary:
-      continue
-    out[variant] = {}
-    for key in VERDICT_KEYS:
-      sign = 1.0 if higher[key] else -1.0
-      gain = sign * (stats[key]['mean'] - summary[baseline][key]['mean'])
-      spread = max(stats[key]['spread'], summary[baseline][key]['spread'])
-      enough = min(stats[key]['n'], summary[baseline][key]['n']) >= MIN_SEEDS
-      out[variant][key] = {'gain': gain, 'spread': spread, 'enough': enough,
-                           'counts': enough and gain > spread,
-                           'worse': enough and -gain > spread}
-  return out
-
-
-def _cell(stat: Dict[str, float], digits: int = 3) -> str:
-  return (f"{stat['mean']:.{digits}f} ({stat['min']:.{digits}f}–"
-          f"{stat['max']:.{digits}f})")
-
-
-def _word(verdict: Dict[str, Any]) -> str:
-  if not verdict['enough']:
-    return f'n/a (<{MIN_SEEDS} seeds)'
-  if verdict['counts']:
-    return 'counts'
-  return 'worse' if verdict['worse'] else 'no'
-
-
-def table(summary, judged, baseline: str) -> str:
-  header = (['variant', 'seeds'] + [name for name, _, _ in METRICS] +
-            ['verdict (external AUC)'])
-  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-  for variant, stats in summary.items():
-    cells = [variant, str(stats['internal_auc']['n'])]
-    for _, key, _ in METRICS:
-      cells.append(_cell(stats[key], 1 if key == 'train_minutes' else 3))
-    if variant == baseline:
-      cells.append('baseline')
-    else:
-      v = judged[variant]['external_auc']
-      cells.append(f"{_word(v)}: {v['gain']:+.3f} vs spread "
-                   f"{v['spread']:.3f}")
-    lines.append('| ' + ' | '.join(cells) + ' |')
-  if judged:
-    names = {key: name for name, key, _ in METRICS}
-    header = ['variant vs ' + baseline] + [names[k] for k in VERDICT_KEYS]
-    lines += ['', 'Gain (better direction) vs spread; "counts" only when '
-              'the gain exceeds the spread, "worse" when the loss does:', '',
-              '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-    for variant, by_key in judged.items():
-      lines.append('| ' + ' | '.join([variant] + [
-          f"{_word(by_key[k])} ({by_key[k]['gain']:+.3f} / "
-          f"{by_key[k]['spread']:.3f})" for k in VERDICT_KEYS]) + ' |')
-  return '\n'.join(lines) + '\n'
 
 
 # --- main ----------------------------------------------------------------------
@@ -430,7 +143,7 @@ def _config_name(args) -> str:
 def main(argv=None):
   args = parse_args(argv)
   logging.set_verbosity(logging.INFO)
-  std_logging.getLogger('absl').addFilter(PREFIX)
+  std_logging.getLogger('absl').addFilter(bench_run.PREFIX)
   tf.get_logger().setLevel('ERROR')
   root = os.path.join(args.output_dir, _config_name(args))
   os.makedirs(root, exist_ok=True)
@@ -449,30 +162,30 @@ def main(argv=None):
     if os.path.exists(result_file) and not args.fresh:
       with open(result_file) as f:
         previous = json.load(f)
-      if same_settings(previous['settings'], settings):
+      if bench_run.same_settings(previous['settings'], settings):
         results[variant].append(previous)
         say(f'[{variant} seed {seed}] ({k}/{len(plan)}) reusing {result_file}')
         continue
     if args.table_only:
       continue
     if examples is None:
-      examples = ingest_once(args.data_dir, os.path.join(
+      examples = bench_data.ingest_once(args.data_dir, os.path.join(
           args.output_dir, 'examples-' + os.path.basename(
               args.data_dir.rstrip('/'))))
-      internal = test_split(examples)
-      raws, labels, files = external_cohort(args.external_dir)
+      internal = bench_data.test_split(examples)
+      raws, labels, files = bench_data.external_cohort(args.external_dir)
       external = (raws, labels)
       say(f'internal test split: {len(internal[1])} images '
           f'({int(internal[1].sum())} PNEUMONIA); external cohort: '
           f'{len(labels)} distinct images of {files} files '
           f'({int(labels.sum())} PNEUMONIA)')
-    results[variant].append(run_one(
+    results[variant].append(bench_run.run_one(
         variant, seed, settings, folder, examples, internal, external,
         f'[{variant} seed {seed}] ({k}/{len(plan)})'))
-  summary = summarise(results)
+  summary = bench_table.summarise(results)
   baseline = args.variants[0]
-  judged = verdicts(summary, baseline)
-  text = table(summary, judged, baseline)
+  judged = bench_table.verdicts(summary, baseline)
+  text = bench_table.table(summary, judged, baseline)
   with open(os.path.join(root, 'results.json'), 'w') as f:
     json.dump({'config': _config_name(args), 'variants': {
         v: VARIANTS[v][0] for v in args.variants}, 'summary': summary,

@@ -22,6 +22,8 @@ ARCHITECTURES = ('baseline_cnn', 'improved_cnn', 'resnet50')
 LR_SCHEDULES = ('constant', 'cosine', 'plateau')
 # Per-image intensity normalisation at the model's input (trainer/models.py).
 INTENSITY_NORMALISATIONS = ('none', 'equalize')
+# Named augmentation policies (trainer/augment_policies.py).
+AUGMENTATION_POLICIES = ('anatomy', 'acquisition')
 
 
 def option(default: Any, help: str, *, runtime: bool = False,  # pylint: disable=redefined-builtin
@@ -113,6 +115,15 @@ class TrainingSettings:
       'model, after augmentation, so training, evaluation and serving all '
       'see it; meant to make another cohort\'s exposure and contrast look '
       'like ours (issue 10)')
+  augmentation_policy: str = setting(
+      'anatomy', 'anatomy (positioning and exposure; NORMAL, the minority '
+      'class, augmented more) or acquisition (anatomy\'s geometry plus '
+      'site differences the same for both classes: mild resized crop, '
+      'stronger contrast/gamma, blur or sharpen, JPEG re-compression; '
+      'issue 10)')
+  label_smoothing: float = setting(
+      0.0, 'of the binary cross-entropy: targets 0/1 become s/2 and 1 - s/2, '
+      'so the model is not pushed to certainty on one cohort (issue 10)')
   l2: float = setting(1e-4, 'weight decay of improved_cnn')
   dropout: float = setting(0.3, 'of improved_cnn and the ResNet50 head')
   class_weights: bool = setting(
@@ -137,6 +148,13 @@ class TrainingSettings:
       raise ValueError(f'unknown intensity_normalisation '
                        f'{self.intensity_normalisation!r}; choose from '
                        f'{", ".join(INTENSITY_NORMALISATIONS)}')
+    if self.augmentation_policy not in AUGMENTATION_POLICIES:
+      raise ValueError(f'unknown augmentation_policy '
+                       f'{self.augmentation_policy!r}; choose from '
+                       f'{", ".join(AUGMENTATION_POLICIES)}')
+    if not 0 <= self.label_smoothing < 1:
+      raise ValueError(f'label_smoothing must be in [0, 1): '
+                       f'{self.label_smoothing}')
     if self.warmup_epochs < 0:
       raise ValueError(f'warmup_epochs is negative: {self.warmup_epochs}')
     if not 0 < self.min_learning_rate_fraction <= 1:

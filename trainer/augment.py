@@ -2,8 +2,7 @@
 
 Training caches `preprocessing.preprocess_image` tensors (float32 [S, S, 1] in
 [0, 1]) once per run and augments only the train split, inside tf.data, after
-the cache. `POLICIES` below is the one place that configures augmentation:
-per class, the probability `p` and the magnitudes of each transform family.
+the cache.
 
 Label-shortcut rule: both classes get exactly the same transform families
 (checked by `validate_policies`, also at import); only probability and
@@ -13,12 +12,9 @@ class gets (or that leaves a tell-tale mark such as black rotation corners)
 lets the model learn the augmentation instead of the lungs. Horizontal flips
 are left out because they move the heart to the wrong side.
 
-NORMAL (label 0) is the minority class and gets the stronger policy: every
-probability is higher and every magnitude at least as large. PNEUMONIA's
-ranges lie inside NORMAL's, and the gap is kept small and within the
-natural spread of patient positioning and exposure, because only the outer
-part of NORMAL's ranges (e.g. a 6-7 degree rotation) is still, weakly,
-class-specific.
+The policies (which families, per class, how strong) are in
+augment_policies.py, by name: `anatomy` (the default: NORMAL, the minority
+class, gets the stronger one) and `acquisition` (issue 10 §3).
 
 Reproducibility: each call derives its random state from (seed, index) only,
 where `index` is the element's position in the repeated stream, so the
@@ -55,77 +51,19 @@ import random
 from typing import Any, Callable, Dict, Mapping
 
 import albumentations as A
-import cv2
 import numpy as np
 import tensorflow as tf
 
 from contract import names as constants
+from contract import options
+from trainer import augment_families
+from trainer import augment_policies
 
-# Per class: {family: {'p': probability, <magnitude>: value, ...}}. Every
-# magnitude is symmetric around "no change"; see `_FAMILY_BUILDERS` for how
-# each one maps to albumentations arguments. Both classes must have the same
-# families and parameter keys, and no magnitude may be negative.
-POLICIES: Dict[str, Dict[str, Dict[str, float]]] = {
-    'NORMAL': {
-        # Rotation in degrees, scale and translation as fractions of the size.
-        'affine': {'p': 0.8, 'rotate': 7.0, 'scale': 0.08, 'translate': 0.06},
-        # Additive brightness and multiplicative contrast, +-limit.
-        'brightness_contrast': {'p': 0.6, 'brightness': 0.15,
-                                'contrast': 0.15},
-        # Gamma in [1 - gamma, 1 + gamma].
-        'gamma': {'p': 0.5, 'gamma': 0.2},
-    },
-    'PNEUMONIA': {
-        'affine': {'p': 0.5, 'rotate': 5.0, 'scale': 0.05, 'translate': 0.04},
-        'brightness_contrast': {'p': 0.3, 'brightness': 0.1, 'contrast': 0.1},
-        'gamma': {'p': 0.3, 'gamma': 0.1},
-    },
-}
+# The default policy (`anatomy`); every policy is in augment_policies.
+POLICIES = augment_policies.ANATOMY
 
-# Reflection keeps anatomy-like texture at the border instead of a constant.
-BORDER_MODE = cv2.BORDER_REFLECT_101
-
-
-def _affine(params: Mapping[str, float]) -> A.BasicTransform:
-  """Rotation, isotropic scale and independent x/y translation."""
-  scale, shift = params['scale'], params['translate']
-  return A.Affine(
-      rotate=(-params['rotate'], params['rotate']),
-      scale=(1.0 - scale, 1.0 + scale),
-      keep_ratio=True,
-      translate_percent={'x': (-shift, shift), 'y': (-shift, shift)},
-      shear=0.0,
-      interpolation=cv2.INTER_LINEAR,
-      border_mode=BORDER_MODE,
-      p=params['p'])
-
-
-def _brightness_contrast(params: Mapping[str, float]) -> A.BasicTransform:
-  """alpha * x + beta with alpha in 1 +- contrast, beta in +-brightness."""
-  return A.RandomBrightnessContrast(
-      brightness_limit=(-params['brightness'], params['brightness']),
-      contrast_limit=(-params['contrast'], params['contrast']),
-      brightness_by_max=True,
-      p=params['p'])
-
-
-def _gamma(params: Mapping[str, float]) -> A.BasicTransform:
-  """x ** g with g in [1 - gamma, 1 + gamma] (albumentations uses percent)."""
-  return A.RandomGamma(
-      gamma_limit=(100.0 * (1.0 - params['gamma']),
-                   100.0 * (1.0 + params['gamma'])),
-      p=params['p'])
-
-
-# Family name -> (parameter keys, builder). Also fixes the order in which the
-# families are applied, the same for both classes.
-_FAMILY_BUILDERS = {
-    'affine': (('p', 'rotate', 'scale', 'translate'), _affine),
-    'brightness_contrast': (('p', 'brightness', 'contrast'),
-                            _brightness_contrast),
-    'gamma': (('p', 'gamma'), _gamma),
-}
-FAMILIES = tuple(_FAMILY_BUILDERS)
+FAMILIES = augment_families.FAMILIES
+_FAMILY_BUILDERS = augment_families.BUILDERS
 _MAX_ROTATE_DEGREES = 30.0
 
 
@@ -186,11 +124,13 @@ def validate_policies(policies: Mapping[str, Mapping[str, Mapping[str, Any]]]
                            f'{bounds}.')
 
 
-def build_pipelines(policies=POLICIES) -> Dict[int, A.Compose]:
+def build_pipelines(policies=POLICIES, size: int = 224
+                   ) -> Dict[int, A.Compose]:
   """One albumentations Compose per label value.
 
   Args:
     policies: {class name: {family: {parameter: value}}}, like `POLICIES`.
+    size: side of the square images it will see (the crop resizes to it).
 
   Returns:
     {label value: Compose} for every label in `constants.LABEL_NAMES`; both
@@ -202,7 +142,7 @@ def build_pipelines(policies=POLICIES) -> Dict[int, A.Compose]:
   validate_policies(policies)
   pipelines = {}
   for label, name in enumerate(constants.LABEL_NAMES):
-    transforms = [builder(policies[name][family])
+    transforms = [builder(policies[name][family], size)
                   for family, (_, builder) in _FAMILY_BUILDERS.items()
                   if family in policies[name]]
     pipelines[label] = A.Compose(transforms, p=1.0)
@@ -256,7 +196,8 @@ def make_augment_fn(seed: int, policies=POLICIES
   # threading.local would not work: TensorFlow runs numpy_function in threads
   # that Python does not own, and their thread state (holding the
   # thread-local values) is discarded after every call.
-  idle = queue.SimpleQueue()
+  # One queue per image side (the crop resizes to it); setdefault is atomic.
+  idle: Dict[int, queue.SimpleQueue] = {}
 
   def augment_numpy(image: np.ndarray, label: np.ndarray,
                     index: np.ndarray) -> np.ndarray:
@@ -265,14 +206,16 @@ def make_augment_fn(seed: int, policies=POLICIES
       raise ValueError(f'No augmentation policy for label {label}.')
     if index < 0:
       raise ValueError(f'index must be non-negative, got {index}.')
+    size = int(image.shape[0])
+    pool = idle.setdefault(size, queue.SimpleQueue())
     try:
-      pipelines = idle.get_nowait()
+      pipelines = pool.get_nowait()
     except queue.Empty:
-      pipelines = build_pipelines(policies)
+      pipelines = build_pipelines(policies, size)
     try:
       output = _apply(pipelines[label], image, seed, index)
     finally:
-      idle.put(pipelines)
+      pool.put(pipelines)
     return output
 
   def augment(image: tf.Tensor, label: tf.Tensor,
@@ -287,4 +230,14 @@ def make_augment_fn(seed: int, policies=POLICIES
   return augment
 
 
-validate_policies(POLICIES)
+def policies_for(name: str):
+  """The policy named by `TrainingSettings.augmentation_policy`."""
+  if name not in augment_policies.BY_NAME:
+    raise ValueError(f'unknown augmentation policy {name!r}; choose from '
+                     f'{", ".join(augment_policies.BY_NAME)}')
+  return augment_policies.BY_NAME[name]
+
+
+assert tuple(augment_policies.BY_NAME) == options.AUGMENTATION_POLICIES
+for _policy in augment_policies.BY_NAME.values():
+  validate_policies(_policy)

@@ -8,7 +8,10 @@ import pytest
 import tensorflow as tf
 
 from contract import names as constants
+from contract import options
 from trainer import augment
+from trainer import augment_families
+from trainer import augment_policies
 
 _SIZE = 64
 _NORMAL_NAME = constants.LABEL_NAMES[constants.NORMAL]
@@ -51,8 +54,9 @@ def _map(dataset, fn, **kwargs):
 def test_policies_cover_both_classes_with_the_same_families():
   assert set(augment.POLICIES) == set(constants.LABEL_NAMES)
   families = [set(augment.POLICIES[name]) for name in constants.LABEL_NAMES]
-  assert families[0] == families[1] == set(augment.FAMILIES)
-  for family in augment.FAMILIES:
+  assert families[0] == families[1] == {'affine', 'brightness_contrast',
+                                        'gamma'}
+  for family in families[0]:
     assert (set(augment.POLICIES[_NORMAL_NAME][family]) ==
             set(augment.POLICIES[_PNEUMONIA_NAME][family]))
   augment.validate_policies(augment.POLICIES)  # does not raise
@@ -298,7 +302,7 @@ def test_borders_are_reflected_not_black(monkeypatch):
     assert output.min() > 0.0, 'a constant (black) border appeared'
   # The same draws with a constant fill would leave black pixels, so the
   # test above can fail.
-  monkeypatch.setattr(augment, 'BORDER_MODE', cv2.BORDER_CONSTANT)
+  monkeypatch.setattr(augment_families, 'BORDER_MODE', cv2.BORDER_CONSTANT)
   constant = outputs()
   black_corners = [np.any(output[[0, 0, -1, -1], [0, -1, 0, -1]] == 0.0)
                    for output in constant]
@@ -323,3 +327,84 @@ def test_rejects_bad_seed_and_label():
       (_image()[None], np.array([-1], np.int64))).enumerate()
   with pytest.raises(tf.errors.OpError, match='No augmentation policy'):
     list(_map(dataset, fn))
+
+
+# --- named policies: acquisition (issue 10 §3) --------------------------------
+
+_ACQUISITION = augment.policies_for('acquisition')
+_ACQUISITION_ALWAYS = _with_p(_ACQUISITION, {_NORMAL_NAME: 1.0,
+                                             _PNEUMONIA_NAME: 1.0})
+_ACQUISITION_ONLY = ('resized_crop', 'blur_sharpen', 'jpeg')
+
+
+def test_named_policies_are_the_declared_ones():
+  assert tuple(augment_policies.BY_NAME) == options.AUGMENTATION_POLICIES
+  assert augment.policies_for('anatomy') is augment.POLICIES
+  with pytest.raises(ValueError, match='unknown augmentation policy'):
+    augment.policies_for('cutmix')
+
+
+def test_acquisition_gives_both_classes_the_same_families_and_values():
+  augment.validate_policies(_ACQUISITION)  # the label-shortcut rule holds
+  normal, pneumonia = _ACQUISITION[_NORMAL_NAME], _ACQUISITION[_PNEUMONIA_NAME]
+  assert set(normal) == set(pneumonia) == set(augment.FAMILIES)
+  assert set(augment.POLICIES[_NORMAL_NAME]) < set(normal)
+  # Acquisition differences are not the class's: identical, probability too.
+  for family in set(normal) - {'affine'}:
+    assert normal[family] == pneumonia[family], family
+  for name in constants.LABEL_NAMES:  # anatomy's geometry is kept
+    assert _ACQUISITION[name]['affine'] == augment.POLICIES[name]['affine']
+  names = [type(t).__name__.lower() for compose in
+           augment.build_pipelines(_ACQUISITION, 64).values()
+           for t in compose.transforms] + list(normal)
+  assert not [(n, w) for n in names for w in _FORBIDDEN if w in n]
+
+
+def test_acquisition_pipelines_wire_the_crop_size_and_ranges():
+  pipelines = augment.build_pipelines(_ACQUISITION, 96)
+  types = {label: [type(t) for t in compose.transforms]
+           for label, compose in pipelines.items()}
+  assert types[0] == types[1] == [
+      A.RandomResizedCrop, A.Affine, A.RandomBrightnessContrast,
+      A.RandomGamma, A.OneOf, A.ImageCompression]
+  crop, *_, blur_sharpen, jpeg = pipelines[0].transforms
+  assert tuple(crop.size) == (96, 96)
+  assert crop.scale == pytest.approx((0.8, 1.0))
+  assert [type(t) for t in blur_sharpen.transforms] == [A.GaussianBlur,
+                                                        A.Sharpen]
+  assert tuple(jpeg.quality_range) == (40, 95)
+
+
+@pytest.mark.parametrize('size', [64, 128])
+def test_acquisition_keeps_shape_dtype_and_range_and_changes_images(size):
+  image = _image(size)
+  fn = augment.make_augment_fn(5, _ACQUISITION_ALWAYS)
+  for label in (constants.NORMAL, constants.PNEUMONIA):
+    for index in range(3):
+      output = _run(fn, image, label, index)
+      assert output.shape == (size, size, 1)
+      assert output.dtype == np.float32
+      assert output.min() >= 0.0 and output.max() <= 1.0
+      assert np.abs(output - image).max() > 0.01
+
+
+def test_acquisition_is_reproducible_for_a_seed_and_index():
+  image = _image()
+  fn = augment.make_augment_fn(11, _ACQUISITION_ALWAYS)
+  fresh = augment.make_augment_fn(11, _ACQUISITION_ALWAYS)
+  for label in (constants.NORMAL, constants.PNEUMONIA):
+    first = _run(fn, image, label, 7)
+    _run(fn, _image(128), label, 7)  # another size has its own pool
+    np.testing.assert_array_equal(_run(fn, image, label, 7), first)
+    np.testing.assert_array_equal(_run(fresh, image, label, 7), first)
+    assert np.abs(_run(fn, image, label, 8) - first).max() > 1e-3
+
+
+def test_acquisition_only_families_each_change_the_image():
+  image = _image(seed=2)
+  for family in _ACQUISITION_ONLY:
+    policies = _with_p(_ACQUISITION, {_NORMAL_NAME: 0.0, _PNEUMONIA_NAME: 0.0})
+    for name in constants.LABEL_NAMES:
+      policies[name][family]['p'] = 1.0
+    fn = augment.make_augment_fn(3, policies)
+    assert np.abs(_run(fn, image, constants.NORMAL, 0) - image).max() > 1e-3

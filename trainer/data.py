@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from contract import names as constants
+from contract import options
 from trainer import augment
 from trainer import preprocessing
 
@@ -89,14 +90,19 @@ def class_weights(split: Split) -> Dict[int, float]:
 
 
 def training_stream(split: Split, batch_size: int, seed: int,
-                    augment_images: bool = True) -> tf.data.Dataset:
-  """Endless shuffled, augmented batches of the train split."""
+                    augment_images: bool = True,
+                    augmentation_policy: str = (
+                        options.TrainingSettings.augmentation_policy)
+                    ) -> tf.data.Dataset:
+  """Endless shuffled, augmented batches of the train split
+  (`augmentation_policy`: a name of trainer/augment_policies.py)."""
   dataset = (split.dataset
              .shuffle(split.size, seed=seed, reshuffle_each_iteration=True)
              .repeat()
              .enumerate())
   if augment_images:
-    augment_fn = augment.make_augment_fn(seed)
+    augment_fn = augment.make_augment_fn(
+        seed, augment.policies_for(augmentation_policy))
     dataset = dataset.map(
         lambda index, item: (augment_fn(item[0], item[1], index), item[1]),
         num_parallel_calls=AUTOTUNE, deterministic=True)

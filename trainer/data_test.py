@@ -128,9 +128,11 @@ def test_evaluation_batches_are_the_cached_images_unaugmented(split):
   np.testing.assert_array_equal(again, images)
 
 
-def _first_batches(split, seed, augment_images=True, count=3):
+def _first_batches(split, seed, augment_images=True, count=3,
+                   policy='anatomy'):
   stream = data.training_stream(split, BATCH, seed,
-                                augment_images=augment_images)
+                                augment_images=augment_images,
+                                augmentation_policy=policy)
   return list(stream.take(count).as_numpy_iterator())
 
 
@@ -168,6 +170,17 @@ def test_training_stream_augments_some_images(split):
     assert images.min() >= 0.0 and images.max() <= 1.0
     changed += sum(image.tobytes() not in cached_images for image in images)
   assert changed > 0
+
+
+def test_training_stream_applies_the_named_policy(split):
+  anatomy = _first_batches(split, seed=7, count=2)
+  acquisition = _first_batches(split, seed=7, count=2, policy='acquisition')
+  for (a, la), (b, lb) in zip(anatomy, acquisition):
+    np.testing.assert_array_equal(la, lb)  # same order, other transforms
+    assert b.shape == a.shape and b.dtype == np.float32
+    assert b.min() >= 0.0 and b.max() <= 1.0
+  assert not all(np.array_equal(a, b)
+                 for (a, _), (b, _) in zip(anatomy, acquisition))
 
 
 def test_same_seed_same_batches_different_seed_different(split):

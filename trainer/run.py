@@ -143,11 +143,12 @@ def deterministic_ops(enabled: bool):
       tf_config.disable_op_determinism()
 
 
-def _compile(model: keras.Model, learning_rate) -> None:
+def _compile(model: keras.Model, learning_rate,
+             label_smoothing: float) -> None:
   """learning_rate: a float or a keras LearningRateSchedule."""
   model.compile(
       optimizer=keras.optimizers.Adam(learning_rate),
-      loss=keras.losses.BinaryCrossentropy(),
+      loss=keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing),
       metrics=[keras.metrics.BinaryAccuracy(name='accuracy'),
                keras.metrics.AUC(name='auc')])
 
@@ -189,11 +190,12 @@ def train_architecture(name: str, train: data.Split, evaluation: data.Split,
     logging.info('[%s] learning rate: %s from %g, warm-up %d steps', name,
                  settings.lr_schedule, phase.learning_rate,
                  schedules.warmup_steps(settings, phase.epochs, steps))
-    _compile(model, learning_rate)
+    _compile(model, learning_rate, settings.label_smoothing)
     # A new stream per phase, seeded apart, so phase 2 does not replay the
     # augmentation draws of phase 1.
-    train_batches = data.training_stream(train, batch_size,
-                                         seed + phase.number - 1)
+    train_batches = data.training_stream(
+        train, batch_size, seed + phase.number - 1,
+        augmentation_policy=settings.augmentation_policy)
     model.fit(
         train_batches, epochs=epoch + phase.epochs, initial_epoch=epoch,
         steps_per_epoch=steps, validation_data=eval_batches,

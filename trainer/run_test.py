@@ -12,6 +12,7 @@ import os
 import pathlib
 
 from absl import logging as absl_logging
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -503,3 +504,14 @@ def test_two_runs_in_one_process_give_identical_weights(tmp_path):
   raws = [raw for raw, _ in eval_images]
   np.testing.assert_array_equal(_serve(results[0], raws)[0],
                                 _serve(results[1], raws)[0])
+
+
+@pytest.mark.parametrize('smoothing', [0.0, 0.1])
+def test_compiled_loss_carries_the_label_smoothing(smoothing):
+  model = keras.Sequential([keras.Input((2,)),
+                            keras.layers.Dense(1, activation='sigmoid')])
+  run._compile(model, 1e-3, smoothing)
+  assert model.loss.label_smoothing == smoothing
+  # Smoothed targets: a confident right answer is no longer nearly free.
+  loss = float(model.loss(np.array([[1.0]]), np.array([[0.999]])))
+  assert (loss > 0.2) == (smoothing > 0)
