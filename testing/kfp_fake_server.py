@@ -6,7 +6,10 @@ recurring run, on 127.0.0.1 and a free port. Every request is recorded
 (method, path, query, JSON body, uploaded files) for assertions; state is
 kept in memory; answers have the shape of the real API (snake_case fields,
 UUID ids, RFC 3339 times, int64 as strings, errors as
-{"error", "code", "message"}).
+{"error", "code", "message"}). It refuses what the real server refuses
+(`testing/kfp_server_checks.py`): a package that is not a PipelineSpec,
+run parameters the spec's root does not declare or of another type, a cron
+robfig/cron cannot parse, max_concurrency outside 1..10.
 
   with FakeKfpServer() as server:
     client = kfp.Client(host=server.url)
@@ -25,8 +28,10 @@ from typing import Any, Dict, List, Optional, Tuple
 import urllib.parse
 import uuid
 
+from google.protobuf import json_format
 import pytest
-import yaml
+
+from testing import kfp_server_checks
 
 API = '/apis/v2beta1'
 # gRPC status codes the real server puts in error bodies.
@@ -190,7 +195,7 @@ class FakeKfpServer:
     return _public(self._existing(self.pipelines, pipeline_id, 'pipeline'))
 
   def _upload_pipeline(self, request):
-    package = self._package(request)
+    package, spec = self._package(request, 'Failed to create a pipeline')
     name = request.query.get('name') or request.filenames['uploadfile']
     if any(p['display_name'] == name for p in self.pipelines.values()):
       raise ApiError(409, f'Failed to create a pipeline. The pipeline '
@@ -202,11 +207,12 @@ class FakeKfpServer:
     if request.query.get('namespace'):
       pipeline['namespace'] = request.query['namespace']
     self.pipelines[pipeline_id] = pipeline
-    self._add_version(pipeline_id, name, package, '')  # the first version
+    self._add_version(pipeline_id, name, package, spec, '')  # first version
     return _public(pipeline)
 
   def _upload_version(self, request):
-    package = self._package(request)
+    package, spec = self._package(request,
+                                  'Failed to upload a pipeline version')
     pipeline_id = request.query.get('pipelineid')
     if not pipeline_id:
       raise ApiError(400, 'Failed to upload a pipeline version: pipeline id '
@@ -217,16 +223,16 @@ class FakeKfpServer:
            for v in self.versions.values()):
       raise ApiError(409, f'Failed to create a pipeline version. The version '
                      f'{name!r} already exists')
-    return _public(self._add_version(pipeline_id, name, package,
+    return _public(self._add_version(pipeline_id, name, package, spec,
                                      request.query.get('description', '')))
 
-  def _add_version(self, pipeline_id, name, package, description):
+  def _add_version(self, pipeline_id, name, package, spec, description):
     version_id, created, seq = self._new_id_and_time()
     version = {'pipeline_id': pipeline_id, 'pipeline_version_id': version_id,
                'display_name': name, 'description': description,
                'created_at': created,
-               'pipeline_spec': next(iter(yaml.safe_load_all(package))),
-               '_seq': seq}
+               'pipeline_spec': json_format.MessageToDict(spec),
+               '_spec': spec, '_seq': seq}
     self.versions[version_id] = version
     self.uploads[version_id] = package
     return version
@@ -251,18 +257,18 @@ class FakeKfpServer:
       raise ApiError(404, f'pipeline version {version_id} not found')
     return _public(version)
 
-  def _package(self, request) -> bytes:
+  def _package(self, request, what: str):
+    """(uploaded bytes, their PipelineSpec), or a refusal as the server's."""
     if 'uploadfile' not in request.files:
       raise ApiError(400, 'Failed to read the pipeline file: uploadfile is '
                      'missing')
     package = request.files['uploadfile']
     try:
-      spec = next(iter(yaml.safe_load_all(package)), None)
-    except yaml.YAMLError as e:
-      raise ApiError(400, f'Invalid pipeline spec: {e}') from e
-    if not isinstance(spec, dict) or 'root' not in spec:
-      raise ApiError(400, 'Invalid pipeline spec: no root')
-    return package
+      spec, _ = kfp_server_checks.parse_package(
+          package, request.filenames['uploadfile'])
+    except kfp_server_checks.Refused as e:
+      raise ApiError(400, f'{what}: {e}') from e
+    return package, spec
 
   # experiments
 
@@ -301,7 +307,7 @@ class FakeKfpServer:
 
   def _create_run(self, request):
     body = dict(request.json or {})
-    self._check_run_body(body)
+    self._check_run_body(body, 'Failed to create a run')
     run_id, created, seq = self._new_id_and_time()
     run = dict(body, run_id=run_id, created_at=created, state='PENDING',
                storage_state='AVAILABLE', _seq=seq)
@@ -314,10 +320,20 @@ class FakeKfpServer:
 
   def _create_recurring_run(self, request):
     body = dict(request.json or {})
-    self._check_run_body(body)
     trigger = body.get('trigger') or {}
     if not (trigger.get('cron_schedule') or trigger.get('periodic_schedule')):
       raise ApiError(400, 'Recurring run has no trigger')
+    # The order of api_converter.go toModelJob: concurrency, then cron; the
+    # pipeline and its parameters are checked after.
+    what = 'Failed to create a recurring run'
+    try:
+      kfp_server_checks.check_max_concurrency(body.get('max_concurrency'))
+      if 'cron_schedule' in trigger:
+        kfp_server_checks.check_cron(
+            (trigger['cron_schedule'] or {}).get('cron', ''))
+    except kfp_server_checks.Refused as e:
+      raise ApiError(400, f'{what}: {e}') from e
+    self._check_run_body(body, what)
     job_id, created, seq = self._new_id_and_time()
     job = dict(body, recurring_run_id=job_id, created_at=created,
                updated_at=created, _seq=seq,
@@ -332,20 +348,30 @@ class FakeKfpServer:
     return _public(self._existing(self.recurring_runs, job_id,
                                   'recurring run'))
 
-  def _check_run_body(self, body):
+  def _check_run_body(self, body, what: str):
+    """Name, experiment, pipeline; then the parameters against its spec."""
     if not body.get('display_name'):
       raise ApiError(400, 'Run name is empty')
     if body.get('experiment_id'):
       self._existing(self.experiments, body['experiment_id'], 'experiment')
     reference = body.get('pipeline_version_reference')
-    if reference:
-      version = self._existing(self.versions,
-                               reference.get('pipeline_version_id'),
-                               'pipeline version')
-      if reference.get('pipeline_id') not in (None, version['pipeline_id']):
-        raise ApiError(400, 'pipeline version belongs to another pipeline')
-    elif not body.get('pipeline_spec'):
-      raise ApiError(400, 'Neither a pipeline version nor a spec is given')
+    try:
+      if reference:
+        version = self._existing(self.versions,
+                                 reference.get('pipeline_version_id'),
+                                 'pipeline version')
+        if reference.get('pipeline_id') not in (None,
+                                                version['pipeline_id']):
+          raise ApiError(400, 'pipeline version belongs to another pipeline')
+        spec = version['_spec']
+      elif body.get('pipeline_spec'):
+        spec = kfp_server_checks.parse_spec_dict(body['pipeline_spec'])
+      else:
+        raise ApiError(400, 'Neither a pipeline version nor a spec is given')
+      kfp_server_checks.check_run_parameters(
+          spec, (body.get('runtime_config') or {}).get('parameters'))
+    except kfp_server_checks.Refused as e:
+      raise ApiError(400, f'{what}: {e}') from e
 
   @staticmethod
   def _existing(table: dict, key, what: str) -> dict:

@@ -1,14 +1,23 @@
-"""runners/kfp_client.py with the real kfp.Client against a fake KFP API."""
+"""runners/kfp_client.py with the real kfp.Client against a fake KFP API.
+
+The fake refuses what a real KFP server refuses (testing/kfp_server_checks.py);
+the last tests show each refusal reaches the caller as a clear error.
+"""
+import json
 import logging
 import socket
 import time
 
+import kfp
 from kfp import compiler
 from kfp import dsl
 from kfp.client import client as kfp_client_module
+import kfp_server_api
 import pytest
+import yaml
 
 from runners import kfp_client
+from runners import kfp_validation
 from testing.kfp_fake_server import fake_kfp_server  # pylint: disable=unused-import
 
 API = '/apis/v2beta1'
@@ -288,3 +297,179 @@ def test_an_injected_client_is_used_as_is(fake_kfp_server, package):
   assert f'{API}/healthz' not in paths  # no probe of the (ignored) host
   assert fake_kfp_server.runs[ids['run_id']]['experiment_id'] == ids[
       'experiment_id']
+
+
+# --- what a real KFP server refuses, and how the refusal reaches the caller
+
+
+@pytest.fixture
+def uploaded(fake_kfp_server, package):
+  """(kfp.Client, ids of a pipeline version and experiment) on the fake."""
+  ids = kfp_client.submit(fake_kfp_server.url, str(package), PIPELINE,
+                          'nightly', PARAMS)
+  return kfp.Client(host=fake_kfp_server.url), ids
+
+
+def _refusal(call) -> str:
+  """The message of the HTTP 400 InvalidArgument the server answers."""
+  with pytest.raises(kfp_server_api.ApiException) as error:
+    call()
+  assert error.value.status == 400
+  body = json.loads(error.value.body)
+  assert body['code'] == 3 and body['error'] == body['message']
+  return body['message']
+
+
+def _schedule(client, ids, cron='0 0 3 * * 0', max_concurrency=1, **kwargs):
+  return client.create_recurring_run(
+      experiment_id=ids['experiment_id'], job_name='weekly',
+      cron_expression=cron, max_concurrency=max_concurrency,
+      pipeline_id=ids['pipeline_id'], version_id=ids['version_id'], **kwargs)
+
+
+def test_server_refuses_a_parameter_the_pipeline_does_not_take(
+    fake_kfp_server, uploaded, package, monkeypatch):
+  client, ids = uploaded
+  message = _refusal(lambda: client.run_pipeline(
+      experiment_id=ids['experiment_id'], job_name='typo',
+      pipeline_id=ids['pipeline_id'], version_id=ids['version_id'],
+      params={'epochs': 2, 'epoch_count': 3}))
+  assert 'not required by pipeline: epoch_count' in message
+  assert 'epochs' not in message.replace('epoch_count', '')
+  assert len(fake_kfp_server.runs) == 1  # the fixture's run only
+  # Without our own check first, the runner would still say what is wrong.
+  monkeypatch.setattr(kfp_validation, 'check_params', lambda *args: None)
+  with pytest.raises(kfp_client.KfpClientError,
+                     match="start run 'typo' failed: HTTP 400.*not required "
+                     'by pipeline: epoch_count'):
+    kfp_client.submit(fake_kfp_server.url, str(package), PIPELINE, 'nightly',
+                      {'epoch_count': 3}, run_name='typo')
+
+
+def test_server_refuses_a_parameter_of_the_wrong_type(fake_kfp_server,
+                                                      package):
+  # The runner checks names only: a wrong type is the server's refusal.
+  server = fake_kfp_server
+  for params, words in [
+      ({'epochs': '7'}, 'epochs requires type double or integer'),
+      ({'min_auc': True}, 'min_auc requires type double or integer'),
+      ({'architectures': ['resnet50']}, 'architectures requires type string'),
+  ]:
+    with pytest.raises(kfp_client.KfpClientError) as error:
+      kfp_client.submit(server.url, str(package), PIPELINE, 'nightly',
+                        params, run_name='typed')
+    message = str(error.value)
+    assert "start run 'typed' failed: HTTP 400" in message, message
+    assert words in message and '\n' not in message
+  with pytest.raises(kfp_client.KfpClientError,
+                     match="create recurring run 'sundays' failed: HTTP 400"
+                     '.*min_auc requires type double or integer'):
+    kfp_client.schedule(server.url, str(package), PIPELINE, 'nightly',
+                        '0 0 3 * * 0', {'min_auc': 'high'},
+                        job_name='sundays')
+  assert not server.runs and not server.recurring_runs
+
+
+@pytest.mark.parametrize('cron, reason', [
+    # A crontab line: robfig reads seconds first, so its month is 0.
+    ('0 3 * * 0', 'Beginning of range (0) below minimum (1): 0'),
+    ('0 0 3 * * 0 2025', 'Expected 5 to 6 fields, found 7'),
+    ('0 0 3 * * 7', 'End of range (7) above maximum (6): 7'),
+    ('0 0 3 * * SUNDAY', 'Failed to parse int from SUNDAY'),
+    ('0 0 */0 * * 0', 'Step of range should be a positive number'),
+    ('@fortnightly', 'Unrecognized descriptor'),
+])
+def test_server_refuses_a_cron_robfig_cannot_parse(fake_kfp_server, uploaded,
+                                                   cron, reason):
+  client, ids = uploaded
+  message = _refusal(lambda: _schedule(client, ids, cron))
+  assert 'Schedule cron is not a supported format' in message
+  assert reason in message
+  assert not fake_kfp_server.recurring_runs
+
+
+def test_server_takes_what_robfig_takes_even_five_fields(fake_kfp_server,
+                                                         uploaded):
+  # '0 3 * * 1' is "minute 3 of every hour in January" to the server, which
+  # is why runners/kfp_validation.py refuses 5 fields itself.
+  client, ids = uploaded
+  for cron in ('0 0 3 * * 0', '0 3 * * 1', '@weekly', '@every 1h30m'):
+    _schedule(client, ids, cron)
+  assert len(fake_kfp_server.recurring_runs) == 4
+  with pytest.raises(ValueError, match='5 fields'):
+    kfp_client.validate_cron('0 3 * * 1')
+
+
+def test_server_refuses_max_concurrency_outside_1_to_10(fake_kfp_server,
+                                                        uploaded):
+  client, ids = uploaded
+  for bad in (0, 11):
+    message = _refusal(lambda: _schedule(client, ids, max_concurrency=bad))
+    assert ('Max concurrency of a recurring run must be at least 1 and at '
+            f'most 10. Received {bad}') in message
+  assert not fake_kfp_server.recurring_runs
+  for good in (1, 10):
+    _schedule(client, ids, max_concurrency=good)
+  assert len(fake_kfp_server.recurring_runs) == 2
+
+
+def _documents(package_path):
+  with open(package_path) as f:
+    return list(yaml.safe_load_all(f))
+
+
+def _unknown_field(spec):
+  spec['tasks'] = []
+
+
+def _wrong_type(spec):
+  spec['sdkVersion'] = {'kfp': 2}
+
+
+def _no_name(spec):
+  del spec['pipelineInfo']['name']
+
+
+def _old_schema(spec):
+  spec['schemaVersion'] = '2.0.0'
+
+
+@pytest.mark.parametrize('change, reason', [
+    (_unknown_field, 'unknown template format (not a PipelineSpec: '),
+    (_wrong_type, 'unknown template format (not a PipelineSpec: '),
+    (_no_name, 'unknown template format (no pipelineInfo.name)'),
+    (_old_schema, 'KFP only supports schema version 2.1.0, but the pipeline '
+     'spec has version 2.0.0'),
+], ids=['unknown_field', 'wrong_type', 'no_name', 'old_schema'])
+def test_server_refuses_a_package_that_is_not_a_pipeline_spec(
+    fake_kfp_server, package, tmp_path, change, reason):
+  # Each has a root, so passes the runner's own look at the package.
+  [spec] = _documents(package)
+  change(spec)
+  bad = tmp_path / 'bad.yaml'
+  bad.write_text(yaml.safe_dump(spec))
+  with pytest.raises(kfp_client.KfpClientError) as error:
+    kfp_client.submit(fake_kfp_server.url, str(bad), PIPELINE, 'nightly', {})
+  message = str(error.value)
+  assert f"upload pipeline '{PIPELINE}' failed: HTTP 400" in message
+  assert reason in message, message
+  assert not fake_kfp_server.pipelines and not fake_kfp_server.runs
+
+
+def test_a_platform_spec_may_follow_the_pipeline_spec_but_not_a_second_one(
+    fake_kfp_server, package, tmp_path):
+  [spec] = _documents(package)
+  platform = {'platforms': {'kubernetes': {'deploymentSpec': {'executors': {
+      'exec-train': {'nodeSelector': {'labels': {'pool': 'cpu'}}}}}}}}
+  two = tmp_path / 'two.yaml'
+  two.write_text(yaml.safe_dump_all([spec, platform]))
+  ids = kfp_client.submit(fake_kfp_server.url, str(two), PIPELINE, 'nightly',
+                          PARAMS)
+  assert fake_kfp_server.versions[ids['version_id']]['pipeline_spec'][
+      'pipelineInfo'] == spec['pipelineInfo']
+
+  twice = tmp_path / 'twice.yaml'
+  twice.write_text(yaml.safe_dump_all([spec, spec]))
+  with pytest.raises(kfp_client.KfpClientError,
+                     match='HTTP 400.*multiple pipeline specs provided'):
+    kfp_client.submit(fake_kfp_server.url, str(twice), PIPELINE, 'nightly', {})

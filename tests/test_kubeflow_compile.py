@@ -1,10 +1,15 @@
 """kubeflow_runner.py compile: a KFP v2 YAML that open-source KFP can run."""
-import importlib.util
-import os
+import ast
+import collections
+import pathlib
+import sys
+from typing import Dict, List, Optional, Set
 
+from google.protobuf import json_format
+import pytest
 import yaml
 
-from contract import settings as config
+from testing import kfp_server_checks
 from testing.support import REPO
 from testing.support import run_cli
 
@@ -36,9 +41,11 @@ WIRING = {
 BEAM_TASKS = ('ImageExampleGen', 'StatisticsGen', 'Evaluator',
               'ExternalExampleGen', 'ExternalStatisticsGen')
 IMAGE = 'registry.example.com/pneumonia-pipeline:1.2.3'
+# Task parameters holding a Python path the container imports (TFX names).
+CODE_PARAMETERS = ('run_fn', 'module_path', 'preprocessing_fn', 'tuner_fn')
 
 
-def _compile(tmp_path, *extra):
+def _compile(tmp_path, *extra) -> bytes:
   output = tmp_path / 'pipeline.yaml'
   result = run_cli([
       'kubeflow_runner.py', 'compile', '--output', output, '--image', IMAGE,
@@ -48,8 +55,82 @@ def _compile(tmp_path, *extra):
       '--external-data-root', 'gs://bucket/ext', '--min-external-auc', '0.8',
       *extra], timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
-  with open(output) as f:
-    return yaml.safe_load(f)
+  return output.read_bytes()
+
+
+@pytest.fixture(scope='module')
+def compiled(tmp_path_factory) -> bytes:
+  return _compile(tmp_path_factory.mktemp('compiled'),
+                  '--beam-arg=--runner=FlinkRunner',
+                  '--beam-arg=--flink_master=flink-jobmanager:8081')
+
+
+def _parsed(package: bytes):
+  """(YAML as a dict, kfp's PipelineSpec), refused as a KFP server would."""
+  spec, _ = kfp_server_checks.parse_package(package)
+  return yaml.safe_load(package), spec
+
+
+def _named_code(spec) -> Dict[str, List[str]]:
+  """Python path -> where the YAML names it: every executor's
+  --executor_class_path and every task's code parameter (the Trainer's
+  run_fn)."""
+  named = collections.defaultdict(list)
+  executors = json_format.MessageToDict(spec.deployment_spec)['executors']
+  for name, executor in executors.items():
+    args = executor['container']['args']
+    if '--executor_class_path' in args:
+      named[args[args.index('--executor_class_path') + 1]].append(name)
+  for task_name, task in spec.root.dag.tasks.items():
+    for name, parameter in task.inputs.parameters.items():
+      if name in CODE_PARAMETERS:
+        named[parameter.runtime_value.constant.string_value].append(
+            f'{task_name}.{name}')
+  return named
+
+
+def _source_file(module: str) -> Optional[pathlib.Path]:
+  """The file `module` would be imported from, found without importing."""
+  for entry in sys.path:
+    base = pathlib.Path(entry or '.').joinpath(*module.split('.'))
+    for candidate in (base.parent / (base.name + '.py'), base / '__init__.py'):
+      if candidate.is_file():
+        return candidate.resolve()
+  return None
+
+
+def _top_level_names(source: pathlib.Path) -> Set[str]:
+  names = set()
+  for node in ast.parse(source.read_text()).body:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
+                         ast.ClassDef)):
+      names.add(node.name)
+    elif isinstance(node, (ast.Import, ast.ImportFrom)):
+      names.update((alias.asname or alias.name).split('.')[0]
+                   for alias in node.names)
+    elif isinstance(node, ast.Assign):
+      names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+  return names
+
+
+def _check_named_code(spec) -> None:
+  """Every path the YAML names is a module and a name in it: ours in the
+  repository the image copies, TFX's in the installed TFX."""
+  named = _named_code(spec)
+  for path, where in named.items():
+    module, _, name = path.rpartition('.')
+    source = _source_file(module)
+    assert source, f'{where} names {path}: there is no module {module}'
+    if not module.startswith('tfx.'):
+      assert REPO.resolve() in source.parents, (where, path, source)
+      assert source.relative_to(REPO.resolve()).parts[0] in (
+          'components', 'pipeline', 'trainer'), (where, path, source)
+    assert name in _top_level_names(source), (
+        f'{where} names {path}: {source} defines no {name}')
+  assert any('Trainer.run_fn' in where for where in named.values()), named
+  assert {'components.image_example_gen.executor.Executor',
+          'components.trainer.executor.Executor',
+          'components.evaluator.executor.Executor'} <= set(named)
 
 
 def _ancestors(tasks, name):
@@ -62,9 +143,8 @@ def _ancestors(tasks, name):
   return seen
 
 
-def test_compiled_yaml_runs_on_open_source_kfp(tmp_path):
-  spec = _compile(tmp_path, '--beam-arg=--runner=FlinkRunner',
-                  '--beam-arg=--flink_master=flink-jobmanager:8081')
+def test_compiled_yaml_runs_on_open_source_kfp(compiled):
+  spec, pipeline_spec = _parsed(compiled)  # kfp's own proto parses it
   tasks = spec['root']['dag']['tasks']
   executors = spec['deploymentSpec']['executors']
 
@@ -121,21 +201,29 @@ def test_compiled_yaml_runs_on_open_source_kfp(tmp_path):
     assert '--flink_master=flink-jobmanager:8081' in args, name
     assert '--setup_file=/pipeline/setup.py' in args, name
 
-  # The code the YAML names exists in the repository the image copies.
-  named = set()
-  for executor in executors.values():
-    args = executor['container']['args']
-    if '--executor_class_path' in args:
-      named.add(args[args.index('--executor_class_path') + 1].rsplit('.', 1)[0])
-  named.add(config.TRAINER_RUN_FN.rsplit('.', 1)[0])
-  ours = {module for module in named if not module.startswith('tfx.')}
-  assert ours >= {'components.image_example_gen.executor',
-                  'trainer.run', 'components.evaluator.executor'}
-  for module in ours:
-    spec_ = importlib.util.find_spec(module)
-    assert spec_ and spec_.origin.startswith(str(REPO)), module
-    assert os.path.relpath(spec_.origin, REPO).split(os.sep)[0] in (
-        'components', 'pipeline', 'trainer')
+  # The code the YAML names exists where the image has it.
+  _check_named_code(pipeline_spec)
+
+
+@pytest.mark.parametrize('right, wrong, words', [
+    ('trainer.run.run_fn', 'trainer.no_such_module.run_fn',
+     'Trainer.run_fn.*no module trainer.no_such_module'),
+    ('components.trainer.executor.Executor',
+     'components.trainer.executor.NoSuchExecutor', 'defines no NoSuchExecutor'),
+    ('tfx.components.statistics_gen.executor.Executor',
+     'tfx.components.statistics_gen.no_executor.Executor', 'no module'),
+], ids=['run_fn', 'our_executor', 'tfx_executor'])
+def test_a_wrong_code_path_in_the_yaml_fails_the_check(compiled, right,
+                                                       wrong, words):
+  assert right.encode() in compiled
+  _, spec = _parsed(compiled.replace(right.encode(), wrong.encode()))
+  with pytest.raises(AssertionError, match=words):
+    _check_named_code(spec)
+
+
+def test_a_yaml_that_is_no_pipeline_spec_fails_the_parse(compiled):
+  with pytest.raises(kfp_server_checks.Refused, match='not a PipelineSpec'):
+    _parsed(compiled + b'dag: {}\n')  # a field PipelineSpec does not have
 
 
 def test_bad_option_is_refused_before_compiling(tmp_path):

@@ -1,9 +1,12 @@
 """kubeflow_runner.py submit/schedule against a fake KFP API server.
 
-The real kfp.Client talks to testing/kfp_fake_server.py; what reaches the
-server is asserted: the compiled pipeline uploaded, the run and the
-recurring run with cron, concurrency, catch-up, pipeline root and the
-runtime parameters. No real cluster is involved (see README).
+The real kfp.Client talks to testing/kfp_fake_server.py, which refuses what a
+real KFP server refuses (a package that is not a PipelineSpec, parameters
+the pipeline does not declare or of another type, a cron or concurrency the
+server rejects); what reaches the server is asserted: the compiled pipeline
+uploaded, the run and the recurring run with cron, concurrency, catch-up,
+pipeline root and the runtime parameters. No real cluster is involved (see
+README).
 """
 import yaml
 
@@ -31,6 +34,9 @@ def test_submit_then_schedule_the_compiled_pipeline(fake_kfp_server):
   assert config['parameters']['epochs'] == 4
   assert config['parameters']['min_recall'] == 0.93
   assert config['parameters']['data_root'] == 's3://lab-bucket/chest_xray'
+  # Every runtime parameter is given (the server checked names and types).
+  assert set(config['parameters']) == set(
+      package['root']['inputDefinitions']['parameters'])
 
   scheduled = run_cli(['kubeflow_runner.py', 'schedule', *common,
                        '--cron', '0 0 3 * * 0'], timeout=600)
