@@ -76,6 +76,13 @@ VARIANTS: Dict[str, Tuple[str, Dict[str, Any]]] = {
     'acquisition': ('acquisition augmentation: + resized crop, stronger '
                     'contrast/gamma, blur/sharpen, JPEG (both classes alike)',
                     {'augmentation_policy': 'acquisition'}),
+    'ensemble': ('baseline_cnn and improved_cnn, their mean probability '
+                 'shipped when it beats the better one on eval; Platt '
+                 'calibration on eval', {
+                     'architectures': ('baseline_cnn', 'improved_cnn'),
+                     'ensemble': True, 'calibration': 'platt'}),
+    'platt': ('Platt calibration on eval (ranking unchanged)',
+              {'calibration': 'platt'}),
     'acquisition_equalize': ('acquisition augmentation + per-image '
                              'histogram equalisation',
                              {'augmentation_policy': 'acquisition',
@@ -89,9 +96,10 @@ def settings_for(variant: str, seed: int, args) -> options.TrainingSettings:
   for name in ('image_size', 'epochs', 'patience', 'batch_size'):
     if getattr(args, name) is not None:
       overrides[name] = getattr(args, name)
+  overrides['architectures'] = [args.architecture]
   overrides.update(VARIANTS[variant][1])
   return options.training_settings(
-      'quick' if args.quick else 'full', architectures=[args.architecture],
+      'quick' if args.quick else 'full',
       seed=seed, log_every_seconds=args.log_every_seconds,
       resnet_weights='none', **overrides)
 

@@ -58,7 +58,7 @@ def run_one(variant: str, seed: int, settings: options.TrainingSettings,
   for old in (run_dir, os.path.dirname(model_dir)):
     shutil.rmtree(old, ignore_errors=True)
   load_before = os.getloadavg()
-  say(f'{label} training {settings.architectures[0]} at '
+  say(f'{label} training {", ".join(settings.architectures)} at '
       f'{settings.image_size} px, up to {settings.epochs} epochs, '
       f'lr_schedule {settings.lr_schedule} (load average '
       f'{load_before[0]:.2f})')
@@ -71,13 +71,16 @@ def run_one(variant: str, seed: int, settings: options.TrainingSettings,
   finally:
     PREFIX.prefix = ''
   wall = time.perf_counter() - start
-  row = rows[0]
-  with open(os.path.join(run_dir, row['architecture'], 'history.json')) as f:
-    history = json.load(f)
   with open(os.path.join(model_dir, layout.MODEL_INFO_FILE)) as f:
     info = json.load(f)
-  inside = scoring.cohort_metrics(model_dir, *internal)
-  outside = scoring.cohort_metrics(model_dir, *external)
+  # Stability columns: the best single architecture (an ensemble's too).
+  best = max(rows, key=lambda r: r['val_auc'])
+  row = dict(best, seconds=sum(r['seconds'] for r in rows),
+             images_per_second=best['images_per_second'])
+  with open(os.path.join(run_dir, row['architecture'], 'history.json')) as f:
+    history = json.load(f)
+  inside = scoring.cohort_metrics(model_dir, *internal, info)
+  outside = scoring.cohort_metrics(model_dir, *external, info)
   result = {
       'variant': variant, 'seed': seed, 'settings': settings.to_dict(),
       'internal_auc': inside['auc'], 'external_auc': outside['auc'],
@@ -86,6 +89,14 @@ def run_one(variant: str, seed: int, settings: options.TrainingSettings,
       'internal_specificity': inside['specificity'],
       'external_sensitivity': outside['sensitivity'],
       'external_specificity': outside['specificity'],
+      'internal_ece': inside['ece'], 'external_ece': outside['ece'],
+      'internal_ece_uncalibrated': inside['ece_uncalibrated'],
+      'external_ece_uncalibrated': outside['ece_uncalibrated'],
+      'internal_brier': inside['brier'], 'external_brier': outside['brier'],
+      'shipped': info['architecture'], 'members': info.get('members'),
+      'ensemble': info.get('ensemble'),
+      'calibration': {k: v for k, v in (info.get('calibration') or {}).items()
+                      if k in ('method', 'slope', 'intercept')},
       'internal_images': inside['images'],
       'external_images': outside['images'],
       'threshold': info['threshold'],
@@ -108,7 +119,9 @@ def run_one(variant: str, seed: int, settings: options.TrainingSettings,
       f'(best epoch {row["best_epoch"]}/{row["epochs_run"]}); internal AUC '
       f'{inside["auc"]:.4f}, external AUC {outside["auc"]:.4f}, external '
       f'sensitivity {outside["sensitivity"]:.3f} / specificity '
-      f'{outside["specificity"]:.3f} at threshold {info["threshold"]:.3f}')
+      f'{outside["specificity"]:.3f} at threshold {info["threshold"]:.3f}; '
+      f'shipped {info["architecture"]}; external ECE {outside["ece"]:.3f} '
+      f'({outside["ece_uncalibrated"]:.3f} before its calibration)')
   # Models of finished runs need not stay in memory.
   keras.backend.clear_session()
   return result

@@ -10,12 +10,15 @@ METRICS = (('internal AUC', 'internal_auc', True),
            ('gap', 'gap', False),
            ('ext. sensitivity', 'external_sensitivity', True),
            ('ext. specificity', 'external_specificity', True),
+           ('ext. ECE', 'external_ece', False),
+           ('ext. ECE uncalibrated', 'external_ece_uncalibrated', False),
            ('worst val-AUC fall', 'worst_val_auc_fall', False),
            ('last-epoch val AUC', 'last_val_auc', True),
            ('train min', 'train_minutes', None))
 MIN_SEEDS = 3  # fewer: no verdict
 VERDICT_KEYS = ('internal_auc', 'external_auc', 'gap', 'external_sensitivity',
-                'external_specificity', 'worst_val_auc_fall', 'last_val_auc')
+                'external_specificity', 'external_ece', 'worst_val_auc_fall',
+                'last_val_auc')
 
 
 

@@ -24,6 +24,9 @@ LR_SCHEDULES = ('constant', 'cosine', 'plateau')
 INTENSITY_NORMALISATIONS = ('none', 'equalize')
 # Named augmentation policies (trainer/augment_policies.py).
 AUGMENTATION_POLICIES = ('anatomy', 'acquisition')
+# How served probabilities are recalibrated on the eval split
+# (trainer/calibration.py).
+CALIBRATIONS = ('none', 'platt', 'temperature')
 
 
 def option(default: Any, help: str, *, runtime: bool = False,  # pylint: disable=redefined-builtin
@@ -124,6 +127,16 @@ class TrainingSettings:
   label_smoothing: float = setting(
       0.0, 'of the binary cross-entropy: targets 0/1 become s/2 and 1 - s/2, '
       'so the model is not pushed to certainty on one cohort (issue 10)')
+  ensemble: bool = setting(
+      True, 'with two or more architectures, also try the mean probability '
+      'of all of them (one SavedModel, the same contract; '
+      'trainer/ensemble.py) and ship it when its eval-split AUC beats the '
+      'best single architecture\'s (issue 10)')
+  calibration: str = setting(
+      'none', 'none, platt (slope and intercept on the logit) or temperature '
+      '(slope only), fitted on the eval split so that '
+      'pneumonia_probability reads as a risk at that split\'s prevalence; '
+      'the threshold is chosen after it (trainer/calibration.py; issue 10)')
   l2: float = setting(1e-4, 'weight decay of improved_cnn')
   dropout: float = setting(0.3, 'of improved_cnn and the ResNet50 head')
   class_weights: bool = setting(
@@ -152,6 +165,9 @@ class TrainingSettings:
       raise ValueError(f'unknown augmentation_policy '
                        f'{self.augmentation_policy!r}; choose from '
                        f'{", ".join(AUGMENTATION_POLICIES)}')
+    if self.calibration not in CALIBRATIONS:
+      raise ValueError(f'unknown calibration {self.calibration!r}; choose '
+                       f'from {", ".join(CALIBRATIONS)}')
     if not 0 <= self.label_smoothing < 1:
       raise ValueError(f'label_smoothing must be in [0, 1): '
                        f'{self.label_smoothing}')

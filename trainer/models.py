@@ -27,6 +27,10 @@ from trainer import preprocessing
 
 ARCHITECTURES = options.ARCHITECTURES
 
+# Every architecture's last layer: Dense(1, sigmoid). trainer/ensemble.py
+# reads its pre-activation (the logit) by this name.
+OUTPUT_LAYER = 'pneumonia'
+
 # Caffe-style ImageNet means (BGR) that the Keras ResNet50 weights expect.
 _IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 
@@ -97,7 +101,7 @@ def _cnn(name: str, image_size: int, improved: bool, bn_momentum: float,
       keras.regularizers.L2(l2) if improved and l2 else None))(x)
   if improved:
     x = layers.Dropout(dropout)(x)
-  outputs = layers.Dense(1, activation='sigmoid', name='pneumonia')(x)
+  outputs = layers.Dense(1, activation='sigmoid', name=OUTPUT_LAYER)(x)
   return keras.Model(inputs, outputs, name=name)
 
 
@@ -121,7 +125,7 @@ def _resnet50(image_size: int, weights: Optional[str], bn_momentum: float,
   # both phases; a randomly initialised backbone must learn its own.
   x = backbone(x, training=False) if pretrained else backbone(x)
   x = layers.Dropout(dropout)(x)
-  outputs = layers.Dense(1, activation='sigmoid', name='pneumonia')(x)
+  outputs = layers.Dense(1, activation='sigmoid', name=OUTPUT_LAYER)(x)
   model = keras.Model(inputs, outputs, name='resnet50')
   # What trains first; the Trainer sets each phase's (prepare_phase).
   set_fine_tuning(model, architectures.HEAD if pretrained else

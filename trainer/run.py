@@ -9,9 +9,7 @@ all of them beside it.
 The layout of the Trainer's model_run_dir is declared in contract/layout.py.
 """
 import contextlib
-import csv
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -27,84 +25,21 @@ from contract import layout
 from contract import names as constants
 from contract import options
 from trainer import architectures
+from trainer import calibration
 from trainer import data
 from trainer import models
 from trainer import progress
+from trainer import records
 from trainer import resnet_weights
 from trainer import schedules
+from trainer import selection
 from trainer import signatures
 from trainer import threshold as threshold_lib
 
-HISTORY_FIELDS = ('epoch', 'phase', 'loss', 'accuracy', 'auc', 'val_loss',
-                  'val_accuracy', 'val_auc', 'learning_rate', 'seconds',
-                  'images_per_second')
-# Training-path and serving-path probabilities agree to this (a test holds it).
-SERVING_TOLERANCE = 1e-5
-COMPARISON_FIELDS = ('architecture', 'selected', 'val_auc', 'val_accuracy',
-                     'val_loss', 'best_epoch', 'epochs_run', 'train_auc',
-                     'parameters', 'seconds', 'images_per_second')
-
-
-class HistoryRecorder(keras.callbacks.Callback):
-  """Appends each epoch's metrics to a list and rewrites JSON and CSV files,
-  so an interrupted run keeps what it learned."""
-
-  def __init__(self, rows: List[Dict[str, Any]], directory: str, phase: int,
-               images_per_epoch: int):
-    super().__init__()
-    self._rows, self._dir, self._phase = rows, directory, phase
-    self._images = images_per_epoch
-
-  def on_epoch_begin(self, epoch, logs=None):
-    self._start = self._train_end = time.perf_counter()
-
-  def on_test_begin(self, logs=None):
-    self._train_end = time.perf_counter()  # validation is not training
-
-  def on_epoch_end(self, epoch, logs=None):
-    seconds = time.perf_counter() - self._start
-    train_seconds = max(self._train_end - self._start, 1e-9)
-    row = {'epoch': epoch + 1, 'phase': self._phase,
-           'seconds': round(seconds, 3),
-           'images_per_second': round(self._images / train_seconds, 2)}
-    row.update({k: float(v) for k, v in (logs or {}).items()
-                if k in HISTORY_FIELDS})
-    # The rate at the epoch's end: a schedule's value at the next step; under
-    # plateau the rate the epoch ran at (this runs before any reduction).
-    row['learning_rate'] = float(keras.ops.convert_to_numpy(
-        self.model.optimizer.learning_rate))
-    self._rows.append(row)
-    write_table(os.path.join(self._dir, layout.HISTORY_STEM), self._rows,
-                HISTORY_FIELDS)
-
-
-def _finite(value) -> float:
-  """value, or -1 when missing or NaN (never chosen as the best)."""
-  return -1.0 if value is None or math.isnan(value) else float(value)
-
-
-def write_table(path_without_ext: str, rows: List[Dict[str, Any]],
-                fields) -> None:
-  """Writes rows as <path>.json and <path>.csv."""
-  with open(path_without_ext + '.json', 'w') as f:
-    json.dump(rows, f, indent=1)
-  with open(path_without_ext + '.csv', 'w', newline='') as f:
-    writer = csv.DictWriter(f, fieldnames=list(fields), extrasaction='ignore')
-    writer.writeheader()
-    writer.writerows(rows)
-
-
-def comparison_markdown(rows: List[Dict[str, Any]]) -> str:
-  header = ('| architecture | val AUC | val accuracy | val loss | best epoch '
-            '| epochs run | parameters | minutes | selected |')
-  lines = [header, '|' + '---|' * 9]
-  for r in rows:
-    lines.append(
-        f"| {r['architecture']} | {r['val_auc']:.4f} | {r['val_accuracy']:.4f}"
-        f" | {r['val_loss']:.4f} | {r['best_epoch']} | {r['epochs_run']} | "
-        f"{r['parameters']:,} | {r['seconds'] / 60:.1f} | "
-        f"{'**yes**' if r['selected'] else ''} |")
-  return '\n'.join(lines) + '\n'
+SERVING_TOLERANCE = threshold_lib.SERVING_TOLERANCE
+# Re-exported: tests and readers know them as run.*.
+HISTORY_FIELDS = records.HISTORY_FIELDS
+COMPARISON_FIELDS = records.COMPARISON_FIELDS
 
 
 @contextlib.contextmanager
@@ -210,7 +145,7 @@ def train_architecture(name: str, train: data.Split, evaluation: data.Split,
                                             save_weights_only=True),
             keras.callbacks.TensorBoard(os.path.join(arch_dir,
                                                      layout.TENSORBOARD_DIR)),
-            HistoryRecorder(rows, arch_dir, phase.number, steps * batch_size),
+            records.HistoryRecorder(rows, arch_dir, phase.number, steps * batch_size),
             progress.ProgressLogger(name, total_epochs, steps, batch_size,
                                     settings.log_every_seconds, epoch),
             # Last: the history records the rate the epoch ran at, before a
@@ -219,7 +154,7 @@ def train_architecture(name: str, train: data.Split, evaluation: data.Split,
     epoch = rows[-1]['epoch']
   seconds = time.perf_counter() - start
 
-  best = max(rows, key=lambda r: (_finite(r.get('val_auc')), -r['epoch']))
+  best = max(rows, key=lambda r: (records.finite(r.get('val_auc')), -r['epoch']))
   model.load_weights(os.path.join(
       checkpoint_dir, f"epoch-{best['epoch']:03d}.weights.h5"))
   row = {
@@ -242,12 +177,32 @@ def train_architecture(name: str, train: data.Split, evaluation: data.Split,
 def operating_point(model: keras.Model, evaluation: data.Split,
                     batch_size: int,
                     target_sensitivity: float) -> threshold_lib.OperatingPoint:
-  """The threshold reaching the target sensitivity on the eval split."""
-  scores = model.predict(data.evaluation_batches(evaluation, batch_size),
-                         verbose=0).reshape(-1)
-  labels = [int(label) for _, label in evaluation.dataset.as_numpy_iterator()]
-  return threshold_lib.choose_threshold(scores, labels, target_sensitivity,
-                                        margin=SERVING_TOLERANCE)
+  """The threshold reaching the target sensitivity on the eval split, for
+  one uncalibrated model (scored as the Trainer scores what it ships)."""
+  choice = selection.choose({model.name: model}, model.name, evaluation,
+                            batch_size, try_ensemble=False)
+  return threshold_lib.choose_threshold(
+      calibration.apply(calibration.IDENTITY, choice.logits), choice.labels,
+      target_sensitivity, margin=SERVING_TOLERANCE)
+
+
+def calibrated_operating_point(choice: selection.Choice,
+                               settings: options.TrainingSettings):
+  """(calibration map, its model_info record, operating point chosen on the
+  calibrated eval scores)."""
+  try:
+    fitted, record = calibration.calibrate(choice.logits, choice.labels,
+                                           settings.calibration)
+  except ValueError as e:  # a map that would reverse the ranking
+    logging.warning('No calibration: %s', e)
+    fitted, record = calibration.calibrate(choice.logits, choice.labels,
+                                           calibration.NONE)
+    record['skipped'] = str(e)
+  scores = calibration.apply(fitted, choice.logits)
+  point = threshold_lib.choose_threshold(
+      scores, choice.labels, settings.target_sensitivity,
+      margin=SERVING_TOLERANCE)
+  return fitted, record, point
 
 
 def _files(patterns) -> List[str]:
@@ -281,35 +236,47 @@ def train_and_export(train_files: List[str], eval_files: List[str],
                                         local_run_dir, weights)
         trained[name] = model
         rows.append(row)
-    best = max(rows, key=lambda r: _finite(r['val_auc']))
-    best['selected'] = True
-    table = comparison_markdown(rows)
+    best = max(rows, key=lambda r: records.finite(r['val_auc']))
+    choice = selection.choose(trained, best['architecture'], evaluation,
+                              settings.batch_size, settings.ensemble)
+    best['selected'] = choice.architecture != selection.ENSEMBLE
+    table = (records.comparison_markdown(rows) +
+             records.ensemble_markdown(choice.record))
     logging.info('Architecture comparison (validation split):\n%s', table)
-    write_table(os.path.join(local_run_dir, layout.COMPARISON_STEM), rows,
-                COMPARISON_FIELDS)
+    records.write_table(os.path.join(local_run_dir, layout.COMPARISON_STEM),
+                        rows, COMPARISON_FIELDS)
     with open(layout.comparison_file(local_run_dir, 'md'), 'w') as f:
       f.write(table)
 
-  model = trained[best['architecture']]
-  point = operating_point(model, evaluation, settings.batch_size,
-                          settings.target_sensitivity)
+  fitted, calibration_record, point = calibrated_operating_point(choice,
+                                                                 settings)
+  if fitted.method != calibration.NONE:
+    logging.info(
+        '%s calibration on the eval split: slope %.4f, intercept %.4f; '
+        'expected calibration error %.4f before, %.4f after (out of fold).',
+        fitted.method, fitted.slope, fitted.intercept,
+        calibration_record['before']['expected_calibration_error'],
+        calibration_record['after_out_of_fold'][
+            'expected_calibration_error'])
   logging.info('Operating threshold %.4f on the eval split: sensitivity %.3f '
                '(target %.2f), specificity %.3f (%d PNEUMONIA, %d NORMAL).',
                point.threshold, point.sensitivity, point.target_sensitivity,
                point.specificity, point.positives, point.negatives)
   signatures.export(
-      model, serving_model_dir, image_size, point.threshold,
-      info={'architecture': best['architecture'], 'comparison': rows,
-            'operating_point': point._asdict(),
+      choice.scorer, serving_model_dir, image_size, point.threshold,
+      info={'architecture': choice.architecture, 'members': choice.members,
+            'ensemble': choice.record, 'calibration': calibration_record,
+            'comparison': rows, 'operating_point': point._asdict(),
             'training_settings': settings.to_dict(),
-            'label_names': list(constants.LABEL_NAMES)})
+            'label_names': list(constants.LABEL_NAMES)},
+      calibration=fitted)
   # The comparison also lives beside the exported model.
   beside = os.path.dirname(serving_model_dir.rstrip('/'))
   for ext in layout.TABLE_EXTENSIONS:
     tf.io.gfile.copy(layout.comparison_file(run_dir, ext),
                      layout.comparison_file(beside, ext), overwrite=True)
-  logging.info('Exported %s (val_auc %.4f) to %s', best['architecture'],
-               best['val_auc'], serving_model_dir)
+  logging.info('Exported %s (%s) to %s', choice.architecture,
+               ', '.join(choice.members), serving_model_dir)
   return rows
 
 

@@ -12,8 +12,11 @@ declares more than `contract.options.ImageLimits.max_pixels`, the value at
 export. EXIF orientation is not applied (no TF op parses it): clients send
 upright pixels, and ingestion rejects EXIF-rotated files for the same reason.
 The model loads with plain `tf.saved_model.load`, no project code needed.
-`assets.extra/model_info.json` records architecture, image size, threshold
-and metrics for people and tools.
+The probability is sigmoid(slope * z + intercept) of the models' logit z
+(one model, or the mean probability of an ensemble: trainer/ensemble.py);
+slope 1 and intercept 0 unless a calibration was fitted
+(trainer/calibration.py). `assets.extra/model_info.json` records
+architecture, image size, threshold and metrics for people and tools.
 """
 import json
 import os
@@ -23,27 +26,39 @@ import tensorflow as tf
 
 from contract import layout
 from contract import names as constants
+from trainer import calibration as calibration_lib
+from trainer import ensemble
 from trainer import preprocessing
 
 
 
 class PneumoniaModel(tf.Module):
-  """A trained Keras model with its preprocessing and decision threshold."""
+  """Trained models' logit (trainer/ensemble.Scorer), the calibration map of
+  it and the decision threshold (in calibrated probability)."""
 
-  def __init__(self, model, image_size: int, threshold: float):
+  def __init__(self, scorer: ensemble.Scorer, image_size: int,
+               threshold: float,
+               calibration: calibration_lib.Calibration = (
+                   calibration_lib.IDENTITY)):
     super().__init__()
-    self.model = model
+    self.scorer = scorer
     self.image_size = image_size
     self.threshold = tf.Variable(threshold, dtype=tf.float32, trainable=False,
                                  name='threshold')
+    self.calibration_slope = tf.Variable(
+        calibration.slope, dtype=tf.float32, trainable=False,
+        name='calibration_slope')
+    self.calibration_intercept = tf.Variable(
+        calibration.intercept, dtype=tf.float32, trainable=False,
+        name='calibration_intercept')
 
   def _outputs(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
     # An empty request gets empty answers (convolutions refuse batch 0).
-    probability = tf.cond(
-        tf.shape(images)[0] > 0,
-        lambda: tf.reshape(self.model(images, training=False), [-1]),
-        lambda: tf.zeros([0], self.model.outputs[0].dtype))
-    probability = tf.cast(probability, tf.float32)
+    logit = tf.cond(tf.shape(images)[0] > 0, lambda: self.scorer(images),
+                    lambda: tf.zeros([0], tf.float32))
+    # Identity when not calibrated (slope 1, intercept 0: z * 1 + 0 == z).
+    probability = tf.sigmoid(logit * self.calibration_slope +
+                             self.calibration_intercept)
     label = tf.where(probability >= self.threshold,
                      constants.LABEL_NAMES[constants.PNEUMONIA],
                      constants.LABEL_NAMES[constants.NORMAL])
@@ -63,9 +78,17 @@ class PneumoniaModel(tf.Module):
 
 
 def export(model, export_dir: str, image_size: int, threshold: float,
-           info: Dict[str, Any]) -> None:
-  """Writes the SavedModel with both signatures and model_info.json."""
-  module = PneumoniaModel(model, image_size, threshold)
+           info: Dict[str, Any],
+           calibration: calibration_lib.Calibration = (
+               calibration_lib.IDENTITY)) -> None:
+  """Writes the SavedModel with both signatures and model_info.json.
+
+  model: a Keras model, a list of them (served as their mean probability),
+  or an ensemble.Scorer."""
+  if not isinstance(model, ensemble.Scorer):
+    model = ensemble.Scorer(model if isinstance(model, (list, tuple))
+                            else [model])
+  module = PneumoniaModel(model, image_size, threshold, calibration)
   # The argument names of the two functions are the signatures' input names
   # (constants.SERVING_INPUT, constants.EXAMPLES_INPUT); a test holds them.
   tf.saved_model.save(module, export_dir, signatures={
