@@ -107,10 +107,11 @@ def _train_and_export(root, settings, train_images, eval_images):
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
   # The cosine schedule (not the default) so that its history is tested.
+  # One architecture ships (the ensemble: trainer/run_ensemble_test.py).
   settings = options.training_settings(
       'quick', image_size=SIZE, epochs=EPOCHS, batch_size=BATCH,
       architectures=ARCHITECTURES, log_every_seconds=0.0,
-      lr_schedule='cosine')
+      lr_schedule='cosine', ensemble=False)
   train_images = shared_images.real_images(12, 20)
   eval_images = shared_images.real_images(6, 10, offset=20)
   return _train_and_export(tmp_path_factory.mktemp('trained'), settings,
@@ -515,3 +516,4 @@ def test_compiled_loss_carries_the_label_smoothing(smoothing):
   # Smoothed targets: a confident right answer is no longer nearly free.
   loss = float(model.loss(np.array([[1.0]]), np.array([[0.999]])))
   assert (loss > 0.2) == (smoothing > 0)
+
