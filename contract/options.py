@@ -132,6 +132,11 @@ class TrainingSettings:
       'of all of them (one SavedModel, the same contract; '
       'trainer/ensemble.py) and ship it when its eval-split AUC beats the '
       'best single architecture\'s (issue 10)')
+  test_time_views: int = setting(
+      1, 'images scored as this many views (the image, then crops of it: '
+      'trainer/ensemble.VIEW_BOXES, at most 5), their probabilities '
+      'averaged, in the serving graph and for the threshold alike '
+      '(test-time augmentation; issue 10)')
   calibration: str = setting(
       'none', 'none, platt (slope and intercept on the logit) or temperature '
       '(slope only), fitted on the eval split so that '
@@ -165,6 +170,7 @@ class TrainingSettings:
       raise ValueError(f'unknown augmentation_policy '
                        f'{self.augmentation_policy!r}; choose from '
                        f'{", ".join(AUGMENTATION_POLICIES)}')
+    _check_positive(self, 'test_time_views')
     if self.calibration not in CALIBRATIONS:
       raise ValueError(f'unknown calibration {self.calibration!r}; choose '
                        f'from {", ".join(CALIBRATIONS)}')

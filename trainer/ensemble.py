@@ -11,6 +11,9 @@ The serving graph and the Trainer's threshold both work on the logit z
   logsumexp_i log sigmoid(z_i) - logsumexp_i log sigmoid(-z_i), which stays
   exact where every member is near-certain.
 
+Test-time views (`views`): each image is also scored as a few crops of
+itself, and the probabilities averaged the same way.
+
 A model's z is its output layer's pre-activation: every architecture ends
 in the Dense layer models.OUTPUT_LAYER with a sigmoid. A model without one
 (a test's stand-in) is scored from its probability, log p - log(1 - p).
@@ -24,14 +27,43 @@ import tensorflow as tf
 from trainer import models
 
 
+# Test-time views (`views` of a Scorer): crops of the preprocessed image,
+# resized back, as [y1, x1, y2, x2] boxes; the first is the image itself.
+# No flips: a mirrored chest puts the heart on the wrong side.
+VIEW_BOXES = ((0.0, 0.0, 1.0, 1.0),      # as it is
+              (0.05, 0.05, 0.95, 0.95),  # 90 % centre
+              (0.0, 0.0, 0.92, 0.92),    # 92 %, top left
+              (0.08, 0.08, 1.0, 1.0),    # 92 %, bottom right
+              (0.0, 0.08, 0.92, 1.0))    # 92 %, top right
+
+
+def views_of(images: tf.Tensor, views: int) -> tf.Tensor:
+  """[views * batch, S, S, 1]: view k of every image, view after view."""
+  if not 1 <= views <= len(VIEW_BOXES):
+    raise ValueError(f'views must be in 1..{len(VIEW_BOXES)}, got {views}')
+  if views == 1:
+    return images
+  batch = tf.shape(images)[0]
+  size = tf.shape(images)[1:3]
+  crops = [images]  # the first view untouched (no resampling)
+  for box in VIEW_BOXES[1:views]:
+    boxes = tf.tile(tf.constant([box], tf.float32), [batch, 1])
+    crops.append(tf.image.crop_and_resize(
+        images, boxes, tf.range(batch), size, method='bilinear'))
+  return tf.concat(crops, axis=0)
+
+
 class Scorer(tf.Module):
   """images [batch, S, S, 1] -> logit z [batch] of one model or the mean
-  probability of several (`members`, in order)."""
+  probability of several (`members`, in order), over `views` test-time
+  views of each image (VIEW_BOXES; 1 = the image alone)."""
 
-  def __init__(self, members: Sequence[keras.Model]):
+  def __init__(self, members: Sequence[keras.Model], views: int = 1):
     super().__init__()
     if not members:
       raise ValueError('a scorer needs at least one model')
+    views_of(tf.zeros([1, 8, 8, 1]), views)  # a clear error for a bad count
+    self.views = int(views)
     self.members = list(members)
     # The features below each output layer, and that layer, per member
     # (None: scored from its probability).
@@ -42,6 +74,18 @@ class Scorer(tf.Module):
     return [m.name for m in self.members]
 
   def member_logits(self, images) -> List[tf.Tensor]:
+    """Each member's logit [batch]: of its mean probability over the views."""
+    batch = tf.shape(images)[0]
+    viewed = views_of(images, self.views)
+    logits = []
+    for z in self._logits_of_each(viewed):
+      if self.views > 1:
+        z = mean_probability_logit(tf.transpose(
+            tf.reshape(z, [self.views, batch])))
+      logits.append(z)
+    return logits
+
+  def _logits_of_each(self, images) -> List[tf.Tensor]:
     logits = []
     for model, (features, head) in zip(self.members, self._parts):
       if head is None:

@@ -81,3 +81,34 @@ def test_exported_ensemble_serves_the_calibrated_mean_probability(tmp_path):
   np.testing.assert_allclose(probability, expected, atol=1e-5, rtol=0)
   assert labels == [constants.LABEL_NAMES[int(p >= 0.5)] for p in probability]
   assert float(loaded.calibration_slope.numpy()) == pytest.approx(1.7)
+
+
+def test_views_are_the_image_then_its_crops():
+  images = tf.random.uniform([3, SIZE, SIZE, 1], seed=2)
+  viewed = ensemble.views_of(images, 3)
+  assert viewed.shape == (9, SIZE, SIZE, 1)
+  np.testing.assert_array_equal(viewed[:3].numpy(), images.numpy())
+  centre = tf.image.crop_and_resize(images, [list(ensemble.VIEW_BOXES[1])] * 3,
+                                    tf.range(3), (SIZE, SIZE))
+  np.testing.assert_allclose(viewed[3:6].numpy(), centre.numpy(), atol=1e-6)
+  assert not np.allclose(viewed[6:].numpy(), images.numpy())
+  for bad in (0, len(ensemble.VIEW_BOXES) + 1):
+    with pytest.raises(ValueError, match='views'):
+      ensemble.Scorer(_models()[:1], views=bad)
+
+
+def test_a_scorer_with_views_gives_the_mean_probability_over_them(tmp_path):
+  model = _models()[1]
+  raws = [raw for raw, _ in shared_images.real_images(2, 2)]
+  signatures.export(ensemble.Scorer([model], views=3), str(tmp_path), SIZE,
+                    0.5, info={})
+  served = tf.saved_model.load(str(tmp_path)).signatures[
+      constants.SERVING_SIGNATURE](
+          **{constants.SERVING_INPUT: tf.constant(raws)})[
+              constants.PROBABILITY_OUTPUT].numpy()
+  batch = tf.stack([preprocessing.preprocess_image(r, SIZE) for r in raws])
+  viewed = ensemble.views_of(batch, 3)
+  p = model(viewed, training=False).numpy().reshape(3, len(raws))
+  np.testing.assert_allclose(served, p.mean(axis=0), atol=1e-5, rtol=0)
+  single = ensemble.Scorer([model])(batch).numpy()
+  assert not np.allclose(served, 1 / (1 + np.exp(-single)), atol=1e-4)

@@ -238,7 +238,8 @@ def train_and_export(train_files: List[str], eval_files: List[str],
         rows.append(row)
     best = max(rows, key=lambda r: records.finite(r['val_auc']))
     choice = selection.choose(trained, best['architecture'], evaluation,
-                              settings.batch_size, settings.ensemble)
+                              settings.batch_size, settings.ensemble,
+                              settings.test_time_views)
     best['selected'] = choice.architecture != selection.ENSEMBLE
     table = (records.comparison_markdown(rows) +
              records.ensemble_markdown(choice.record))

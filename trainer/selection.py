@@ -53,18 +53,19 @@ def exact_auc(scores, labels) -> float:
 
 def choose(trained: Dict[str, keras.Model], best: str,
            evaluation: data.Split, batch_size: int,
-           try_ensemble: bool) -> Choice:
-  """The scorer to ship, its eval logits, and the ensemble's record."""
+           try_ensemble: bool, views: int = 1) -> Choice:
+  """The scorer to ship (over `views` test-time views), its eval logits,
+  and the ensemble's record."""
   names = list(trained)
-  everyone = ensemble.Scorer([trained[name] for name in names])
+  everyone = ensemble.Scorer([trained[name] for name in names], views)
   logits = ensemble.member_logits(
       everyone, data.evaluation_batches(evaluation, batch_size))
   labels = np.array([int(label) for _, label in
                      evaluation.dataset.as_numpy_iterator()])
   single = logits[:, names.index(best)]
   if not try_ensemble or len(names) < 2:
-    return Choice(ensemble.Scorer([trained[best]]), best, [best], single,
-                  labels, None)
+    return Choice(ensemble.Scorer([trained[best]], views), best, [best],
+                  single, labels, None)
   mean = ensemble.mean_probability_logit_np(logits)
   single_auc, mean_auc = exact_auc(single, labels), exact_auc(mean, labels)
   chosen = bool(mean_auc > single_auc)
@@ -75,5 +76,5 @@ def choose(trained: Dict[str, keras.Model], best: str,
             'chosen': chosen, 'images': int(labels.size)}
   if chosen:
     return Choice(everyone, ENSEMBLE, names, mean, labels, record)
-  return Choice(ensemble.Scorer([trained[best]]), best, [best], single,
-                labels, record)
+  return Choice(ensemble.Scorer([trained[best]], views), best, [best],
+                single, labels, record)
