@@ -78,10 +78,12 @@ def check_params(package_path: str, params: Dict[str, Any]) -> None:
   if not isinstance(spec, dict):
     raise ValueError(f'{package_path} is not a KFP pipeline YAML')
   spec = spec.get('pipelineSpec', spec)
-  if 'root' not in spec:
-    raise ValueError(f'{package_path} is not a KFP pipeline YAML (no root)')
-  known = set(((spec['root'].get('inputDefinitions') or {})
-               .get('parameters') or {}))
+  if not isinstance(spec.get('root'), dict):
+    raise ValueError(f'{package_path} is not a KFP pipeline YAML (no root '
+                     'component)')
+  inputs = spec['root'].get('inputDefinitions') or {}
+  known = set((inputs.get('parameters') or {})
+              if isinstance(inputs, dict) else {})
   unknown = sorted(set(params) - known)
   if unknown:
     raise ValueError(

@@ -275,6 +275,12 @@ def test_unknown_parameters_and_bad_packages_are_refused_before_upload(
   not_a_pipeline.write_text('- just\n- a list\n')
   with pytest.raises(ValueError, match='not a KFP pipeline'):
     kfp_client.submit(server.url, str(not_a_pipeline), PIPELINE, 'nightly', {})
+  # A root that is not a component: a clear refusal, not an AttributeError.
+  for text in ('root: train\n', 'root: {inputDefinitions: [a]}\n'):
+    not_a_pipeline.write_text(text)
+    with pytest.raises(ValueError, match='not a KFP pipeline|no parameter'):
+      kfp_client.submit(server.url, str(not_a_pipeline), PIPELINE, 'nightly',
+                        {'epochs': 3})
   assert not server.requests
 
 
