@@ -42,6 +42,9 @@ MODEL_INFO_THRESHOLD_SOURCE = 'threshold_source'
 THRESHOLD_CHOSEN_ON = 'chosen_on'
 THRESHOLD_CHOSEN_ON_TEXT = {'eval': 'eval split',
                             'external': 'external calibration half'}
+# TF Serving's warm-up requests (trainer/warmup.py): TF Serving replays this
+# exact path, a TFRecord of PredictionLogs, when it loads a version.
+WARMUP_REQUESTS_FILE = 'assets.extra/tf_serving_warmup_requests'
 
 # --- the evaluation artifact -----------------------------------------------
 DECISION_FILE = 'blessing_decision.json'
@@ -85,3 +88,14 @@ PUSHED, PUSHED_VERSION, PUSHED_DESTINATION = (
 # --- the run report ---------------------------------------------------------
 REPORT_FILE = 'report.html'
 LATEST_REPORT = 'latest'  # symlink to the newest report folder (+ .txt)
+
+# --- the model card (components/model_card) ---------------------------------
+# model_card.md and model_card.html, beside REPORT_FILE and, in a pushed
+# version, in MODEL_CARD_DIR (beside model_info.json).
+MODEL_CARD_STEM = 'model_card'
+MODEL_CARD_EXTENSIONS = ('md', 'html')
+MODEL_CARD_DIR = os.path.dirname(MODEL_INFO_FILE)
+
+
+def model_card_file(folder: str, extension: str = 'md') -> str:
+  return os.path.join(folder, f'{MODEL_CARD_STEM}.{extension}')

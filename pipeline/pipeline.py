@@ -9,14 +9,13 @@ pipeline/compilation.py.
 from typing import Any, Dict, List, Optional
 
 from tfx import v1 as tfx
-from tfx.dsl.components.base import executor_spec
 
 from components.anomaly_gate.component import AnomalyGate
 from components.deployed_model.component import DeployedModel
 from components.evaluator.component import OperatingPointEvaluator
 from components.image_example_gen.component import ExternalImageExampleGen
 from components.image_example_gen.component import ImageExampleGen
-from components.pusher import executor as pusher_executor
+from components.pusher.component import Pusher
 from components.trainer.component import PneumoniaTrainer
 from components.run_report.component import RunReport
 from components.site_calibration.component import SiteCalibration
@@ -147,14 +146,16 @@ def create_pipeline(
       external_examples=external).with_id('Evaluator')
   stages['evaluate'] = [deployed, evaluator]
 
-  pusher = tfx.components.Pusher(
+  # Also reads what the pushed version's model card says.
+  pusher = Pusher(
       model=model,
       model_blessing=evaluator.outputs['blessing'],
       push_destination=tfx.proto.PushDestination(
           filesystem=tfx.proto.PushDestination.Filesystem(
               base_directory=serving_model_dir)),
-      custom_executor_spec=executor_spec.ExecutorClassSpec(
-          pusher_executor.Executor))
+      evaluation=evaluator.outputs['evaluation'],
+      examples=example_gen.outputs['examples'],
+      external_examples=external).with_id('Pusher')
   stages['push'] = [pusher]
 
   included = config.STAGES[:config.STAGES.index(stop_after) + 1]

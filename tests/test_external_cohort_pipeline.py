@@ -21,6 +21,7 @@ import shutil
 
 import tensorflow as tf
 
+from components.evaluator import results
 from contract import layout
 from contract import names as constants
 from contract import settings as config
@@ -63,6 +64,42 @@ def _splits_and_paths(examples_dir):
           constants.SOURCE_PATH_KEY].bytes_list.value[0].decode())
     found[os.path.basename(split_dir)[len('Split-'):]] = paths
   return found
+
+
+def _card_section(card, name):
+  return card.split(f'\n## {name}\n', 1)[1].split('\n## ', 1)[0]
+
+
+def _card_value(section, label):
+  """The value (before its interval) of a row of a card's table."""
+  for line in section.splitlines():
+    cells = [c.strip() for c in line.strip('|').split('|')]
+    if cells[0] == label:
+      return cells[1].split(' ')[0]
+  raise AssertionError(f'no {label!r} row in {section}')
+
+
+def _check_card(folder, evaluation):
+  """The model card in `folder`: every section, and the evaluation
+  artifact's numbers (both cohorts). Returns its Markdown."""
+  with open(layout.model_card_file(folder, 'md')) as f:
+    card = f.read()
+  assert os.path.getsize(layout.model_card_file(folder, 'html')) > 0
+  for section, uri in (('Metrics', evaluation), ('External cohort', (
+      os.path.join(evaluation, layout.EXTERNAL_EVALUATION_DIR)))):
+    metrics = results.load_metrics(uri)
+    text = _card_section(card, section)
+    for label, key in (('AUC (ROC)', 'auc'),
+                       ('sensitivity (recall)', 'recall'),
+                       ('specificity', 'specificity')):
+      value = metrics[(layout.OVERALL, layout.CANDIDATE, key)]
+      assert _card_value(text, label) == f'{value:.4f}', (section, label)
+    count = metrics[(layout.OVERALL, layout.CANDIDATE, 'example_count')]
+    assert _card_value(text, 'images') == f'{int(count):,}'
+  for section in ('Intended use', 'Data', 'Limitations',
+                  'Ethical considerations'):
+    assert _card_section(card, section).strip(), section
+  return card
 
 
 def _args(data_dir, output_dir, external_dir, *extra):
@@ -135,6 +172,12 @@ def test_external_cohort_is_ingested_apart_and_gates_the_push(kermany_224,
   with open(os.path.join(os.path.realpath(latest), layout.REPORT_FILE)) as f:
     html = f.read()
   assert 'External cohort' in html and 'IM-9999-0001.jpeg' in html
+  # ...and links the model card beside it, which says why nothing was
+  # pushed.
+  assert '<a href="model_card.html">model card</a>' in html
+  card = _check_card(os.path.realpath(latest), evaluation)
+  assert 'not pushed: the model was not blessed' in card
+  assert '| external | auc (value) | ≥ 1.0100 |' in card
 
 
   # --- site calibration with too few positives: stops before training ----
@@ -157,7 +200,8 @@ def test_site_calibration_chooses_the_threshold_on_one_half(kermany_224,
   result = run_cli(_args(data_dir, output_dir, external_dir,
                          '--threshold-from', 'external',
                          '--min-external-auc', '0.0',
-                         '--min-external-recall', '0.0'))
+                         '--min-external-recall', '0.0',
+                         '--min-auc', '0.0', '--min-recall', '0.0'))
   assert result.returncode == 0, result.stderr[-5000:]
 
   external = _newest(output_dir, 'ExternalExampleGen', 'examples')
@@ -178,3 +222,20 @@ def test_site_calibration_chooses_the_threshold_on_one_half(kermany_224,
   assert decision['threshold'] == info['threshold']
   assert decision['cohorts'][layout.COHORT_EXTERNAL]['examples'] == len(
       halves[constants.EXTERNAL_SPLIT])
+
+  # Blessed (every gate 0) and pushed: the version carries the model card,
+  # the same as the one beside the report, with the evaluation's numbers.
+  serving = config.output_paths(str(output_dir))['serving_model_dir']
+  (version,) = os.listdir(serving)
+  pushed = _check_card(os.path.join(serving, version, layout.MODEL_CARD_DIR),
+                       evaluation)
+  assert f'version {version}' in pushed.splitlines()[0]
+  assert "the external cohort's calibration half" in pushed
+  assert f"{info['threshold']:.4f}" in _card_section(pushed, 'Model details')
+  latest = os.path.realpath(os.path.join(
+      config.output_paths(str(output_dir))['reports_dir'],
+      layout.LATEST_REPORT))
+  beside = _check_card(latest, evaluation)
+  assert (_card_section(beside, 'Metrics')
+          == _card_section(pushed, 'Metrics'))
+  assert f'Version: {version}' in beside

@@ -1,1 +1,2 @@
-"""Pusher executor that publishes a version atomically and never overwrites."""
+"""The Pusher: publishes a blessed version atomically, never overwrites, and
+puts the model card inside it (component.py, executor.py)."""

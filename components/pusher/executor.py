@@ -11,11 +11,18 @@ broken or not, since TF Serving serves the highest number and would
 otherwise keep trying a broken folder above the new push. Staging folders
 left by a push killed mid-copy are removed at the next push once stale. A
 model that is not blessed leaves the served folder untouched.
+
+Each pushed version carries its model card (components/model_card) in
+assets.extra/, written into the staging folder once the version is chosen
+and before the rename: a served version never changes after it appears.
+The card is built before the copy from what the Pusher is given (the
+evaluation, the Examples, an external cohort's Examples), read with the run
+report's reader; a card that cannot be built fails the push.
 """
 import os
 import time
 import uuid
-from typing import List
+from typing import Callable, List, Optional
 
 from absl import logging
 import tensorflow as tf
@@ -27,7 +34,19 @@ from tfx.utils import io_utils
 from tfx.utils import proto_utils
 
 from components.deployed_model import versions
+from components.model_card import card as model_card
+from components.model_card import render as card_files
+from components.run_report import reading
+from components.run_report import run as run_lib
 from contract import layout
+
+# Inputs beyond TFX's, named as the run report names them.
+EVALUATION_KEY = reading.EVALUATION_KEY
+EXAMPLES_KEY = reading.EXAMPLES_KEY
+EXTERNAL_EXAMPLES_KEY = reading.EXTERNAL_EXAMPLES_KEY
+# Called with (the folder becoming the version, its version) before the
+# folder is published: what must be inside the version from the start.
+BeforePublish = Callable[[str, str], None]
 
 
 class VersionExistsError(RuntimeError):
@@ -87,16 +106,22 @@ def remove_stale_staging(base_directory: str) -> List[str]:
   return removed
 
 
-def publish(model_path: str, base_directory: str) -> str:
-  """Copies model_path to base_directory/<new version>; returns the path."""
+def publish(model_path: str, base_directory: str,
+            before_publish: Optional[BeforePublish] = None) -> str:
+  """Copies model_path to base_directory/<new version>; returns the path.
+  `before_publish(folder, version)` adds files to the copy before it
+  becomes the version."""
   if '://' in base_directory:
     # Object stores cannot rename folders atomically; copy in place with
     # saved_model.pb last, as TFX does (TF Serving waits for that file).
-    target = os.path.join(base_directory, next_version(base_directory))
+    version = next_version(base_directory)
+    target = os.path.join(base_directory, version)
     if tf.io.gfile.exists(target):
       raise VersionExistsError(f'{target} exists; not overwriting it')
     io_utils.copy_dir(model_path, target,
                       deny_regex_patterns=[r'saved_model\.pb'])
+    if before_publish:
+      before_publish(target, version)
     io_utils.copy_file(os.path.join(model_path, layout.SAVED_MODEL_FILE),
                        os.path.join(target, layout.SAVED_MODEL_FILE))
     return target
@@ -110,6 +135,8 @@ def publish(model_path: str, base_directory: str) -> str:
       raise FileNotFoundError(f'{model_path} holds no saved_model.pb')
     version = next_version(base_directory)
     target = os.path.join(base_directory, version)
+    if before_publish:
+      before_publish(staging, version)
     if tf.io.gfile.exists(target):
       raise VersionExistsError(f'{target} exists; not overwriting it')
     tf.io.gfile.rename(staging, target, overwrite=False)
@@ -117,6 +144,33 @@ def publish(model_path: str, base_directory: str) -> str:
   finally:
     if tf.io.gfile.exists(staging):
       tf.io.gfile.rmtree(staging)
+
+
+def read_run(executor_context, input_dict) -> run_lib.Run:
+  """The run as the card sees it: the Pusher's inputs, read by the run
+  report's reader (TFX's `model_blessing` is its `blessing`)."""
+  keys = {reading.MODEL_KEY: specs.MODEL_KEY,
+          reading.BLESSING_KEY: specs.MODEL_BLESSING_KEY,
+          reading.EVALUATION_KEY: EVALUATION_KEY,
+          reading.EXAMPLES_KEY: EXAMPLES_KEY,
+          reading.EXTERNAL_EXAMPLES_KEY: EXTERNAL_EXAMPLES_KEY}
+  info = executor_context and executor_context.pipeline_info
+  return reading.read_run(
+      {ours: input_dict.get(theirs) or [] for ours, theirs in keys.items()},
+      pipeline_name=info.id if info else '',
+      run_id=(executor_context and executor_context.pipeline_run_id) or '')
+
+
+def card_writer(run: run_lib.Run, base_directory: str) -> BeforePublish:
+  """Builds the card now (the costly part); writes it, with its version,
+  into assets.extra/ of the folder being published."""
+  built = model_card.build(run)
+
+  def write(folder: str, version: str) -> None:
+    card = model_card.with_version(built, version,
+                                   os.path.join(base_directory, version))
+    card_files.write(card, os.path.join(folder, layout.MODEL_CARD_DIR))
+  return write
 
 
 class Executor(tfx_pusher.Executor):
@@ -135,8 +189,9 @@ class Executor(tfx_pusher.Executor):
                               destination)
     if destination.WhichOneof('destination') != 'filesystem':
       raise NotImplementedError('only filesystem push destinations')
-    target = publish(self.GetModelPath(input_dict),
-                     destination.filesystem.base_directory)
+    base = destination.filesystem.base_directory
+    target = publish(self.GetModelPath(input_dict), base, card_writer(
+        read_run(self._context, input_dict), base))
     self._MarkPushed(pushed, pushed_destination=target,
                      pushed_version=os.path.basename(target))
     logging.info('Pushed version %s to %s.', os.path.basename(target), target)

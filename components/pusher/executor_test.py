@@ -204,7 +204,16 @@ def test_executor_pushes_a_blessed_model(model_artifact, tmp_path):
   assert _entries(base) == sorted([old.name, version])
   assert _digests(old) == before
   source = pathlib.Path(model_artifact.uri) / 'Format-Serving'
-  assert _digests(base / version) == _digests(source)
+  pushed_files = _digests(base / version)
+  cards = {os.path.join('assets.extra', f'model_card.{ext}')
+           for ext in ('md', 'html')}
+  assert cards <= set(pushed_files)  # the model card, beside model_info
+  assert {k: v for k, v in pushed_files.items() if k not in cards} == (
+      _digests(source))
+  card = (base / version / 'assets.extra' / 'model_card.md').read_text()
+  assert f'version {version}' in card and 'baseline_cnn' in card
+  # Given no evaluation, the card says so rather than inventing numbers.
+  assert 'Missing from this run' in card and 'blessing_decision.json' in card
   # What TF Serving will load: the model with its contract.
   loaded = tf.saved_model.load(destination)
   outputs = loaded.signatures[constants.SERVING_SIGNATURE](
@@ -305,3 +314,44 @@ def test_executor_pushes_above_a_broken_folder_and_cleans_staging(
   assert _entries(base) == sorted([str(future), version])
   assert tf.saved_model.load(str(base / version)).signatures[
       constants.SERVING_SIGNATURE] is not None
+
+
+# --- the model card inside the version (issue 12 §2) --------------------------
+
+def test_the_card_is_in_the_version_before_it_appears(tmp_path, monkeypatch):
+  base = tmp_path / 'serving_model'
+  rename = executor.tf.io.gfile.rename
+  seen = []
+
+  def watching_rename(source, target, overwrite=False):
+    seen.append(sorted(os.listdir(os.path.join(source, 'assets.extra'))))
+    return rename(source, target, overwrite=overwrite)
+
+  monkeypatch.setattr(executor.tf.io.gfile, 'rename', watching_rename)
+  written = []
+  target = executor.publish(
+      str(_model_folder(tmp_path, 'a')), str(base),
+      lambda folder, version: written.append((folder, version)) or (
+          pathlib.Path(folder, 'assets.extra', 'model_card.md').write_text(
+              version)))
+  (folder, version), = written
+  assert os.path.basename(folder).startswith(executor.layout.STAGING_PREFIX)
+  assert version == pathlib.Path(target).name
+  assert seen == [['model_card.md', 'model_info.json']]
+  assert (pathlib.Path(target) / 'assets.extra' / 'model_card.md'
+          ).read_text() == version
+
+
+def test_a_card_that_fails_pushes_nothing(model_artifact, tmp_path,
+                                          monkeypatch):
+  base = tmp_path / 'serving_model'
+  old = pathlib.Path(executor.publish(str(_model_folder(tmp_path, 'a')),
+                                      str(base)))
+
+  def fail(*args):
+    raise executor.card_files.MissingSectionError('no "Data" section')
+
+  monkeypatch.setattr(executor.card_files, 'write', fail)
+  with pytest.raises(executor.card_files.MissingSectionError):
+    _run_executor(model_artifact, 1, base, tmp_path)
+  assert _entries(base) == [old.name]  # no version, no staging folder

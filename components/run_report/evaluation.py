@@ -49,15 +49,21 @@ def metrics_of(run: Run, cohort: str = INTERNAL) -> Dict:
   return (run.external_metrics if cohort == EXTERNAL else run.metrics) or {}
 
 
-def overall_plots(run: Run, cohort: str = INTERNAL,
-                  model: str = layout.CANDIDATE) -> Dict[str, List]:
-  """TFMA's plots of the overall slice of a cohort and model ({} if none)."""
+def slice_plots(run: Run, slice_name: str, cohort: str = INTERNAL,
+                model: str = layout.CANDIDATE) -> Dict[str, List]:
+  """TFMA's plots of a slice of a cohort and model ({} if none)."""
   if cohort == EXTERNAL:
     plots = (run.external_baseline_plots if model == layout.BASELINE
              else run.external_plots)
   else:
     plots = run.baseline_plots if model == layout.BASELINE else run.plots
-  return (plots or {}).get(layout.OVERALL) or {}
+  return (plots or {}).get(slice_name) or {}
+
+
+def overall_plots(run: Run, cohort: str = INTERNAL,
+                  model: str = layout.CANDIDATE) -> Dict[str, List]:
+  """TFMA's plots of the overall slice of a cohort and model ({} if none)."""
+  return slice_plots(run, layout.OVERALL, cohort, model)
 
 
 def metric(run: Run, slice_name: str, model: str, name: str,
@@ -125,9 +131,9 @@ def _subtype_order(slice_name: str) -> Tuple[int, str]:
   return order, value
 
 
-def slices(run: Run) -> List[str]:
+def slices(run: Run, cohort: str = INTERNAL) -> List[str]:
   """Every evaluated slice: overall first, then by feature and subtype."""
-  return sorted({key[0] for key in run.metrics or {}},
+  return sorted({key[0] for key in metrics_of(run, cohort)},
                 key=lambda s: (s != layout.OVERALL, s.split('=')[0],
                                _subtype_order(s)))
 

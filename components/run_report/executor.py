@@ -5,7 +5,8 @@ history and comparison, the model's operating point, TFMA metrics and
 plots, the blessing decision, the deployed baseline and the push, and an
 external cohort's ingestion report and TFMA output when there is one) into a
 run.Run, then page.write_report draws the PNG figures and writes the page
-beside them. Every input may be missing or unreadable: the report is still
+beside them, with the model card (model_card.md/.html) of a run that reached
+evaluate. Every input may be missing or unreadable: the report is still
 written and says what is missing.
 
 Each run gets its own folder, named by the UTC time `YYYYmmdd-HHMMSS` (with

@@ -6,17 +6,23 @@ templates/report.html.j2, which references the PNGs by relative file
 name. The CSS (templates/report.css) is inlined: no script, no external
 URL, so the page opens the same from a laptop, a file share or an
 archived copy. Autoescape is on: every value from the run is escaped.
+A run that reached evaluate also gets its model card (components/
+model_card) beside the page, which links to it.
 """
 import functools
-import math
 import os
-from typing import Any
+from typing import Dict, List, Optional, Sequence, Tuple
 
+from absl import logging
 import jinja2
 import markupsafe
 
+from components.model_card import card as model_card
+from components.model_card import render as card_files
 from components.run_report import drawing
-from components.run_report import figures
+from components.run_report import reading
+from components.run_report.formatting import fmt
+from components.run_report.formatting import integer
 from components.run_report import view
 from components.run_report.run import COMPARISON_NAME
 from components.run_report.run import HISTORY_NAME
@@ -36,28 +42,6 @@ FILES = {'decision': layout.DECISION_FILE, 'model_info': MODEL_INFO_NAME,
          'ingestion': layout.INGESTION_REPORT_FILE}
 
 
-def fmt(value: Any, digits: int = 4) -> str:
-  """A number for a table cell: '—' when absent, 'n/a' when undefined."""
-  if value is None:
-    return '—'
-  if isinstance(value, bool):
-    return 'yes' if value else 'no'
-  if isinstance(value, int):
-    return f'{value:,}'
-  if isinstance(value, float):
-    if math.isnan(value):
-      return 'n/a'
-    if digits == 0:
-      return f'{value:,.0f}'
-    return f'{value:.{digits}f}'
-  return str(value)
-
-
-def integer(value: Any) -> str:
-  """A count: a whole number with thousands separators, else as fmt."""
-  return f'{int(value):,}' if figures.is_number(value) else fmt(value)
-
-
 @functools.lru_cache(maxsize=None)
 def environment() -> jinja2.Environment:
   """The templates, with autoescape on and strict about unknown names."""
@@ -70,20 +54,42 @@ def environment() -> jinja2.Environment:
   return env
 
 
-def render(report: view.Report, drawn: drawing.Drawn) -> str:
-  """The HTML page of `report` with the figures `drawn`."""
+def render(report: view.Report, drawn: drawing.Drawn,
+           card: Optional[Dict[str, str]] = None,
+           card_problems: Sequence[str] = ()) -> str:
+  """The HTML page of `report` with the figures `drawn`, linking the model
+  card `card` ({extension: file name}) if there is one."""
   env = environment()
   css, _, _ = env.loader.get_source(env, STYLESHEET)
   if report.external is None:
     css = css.partition(EXTERNAL_STYLES)[0]
   return env.get_template(TEMPLATE).render(
-      report=report, drawn=drawn, css=markupsafe.Markup(css), files=FILES)
+      report=report, drawn=drawn, css=markupsafe.Markup(css), files=FILES,
+      card=card, card_problems=list(card_problems))
+
+
+def write_card(run: Run, folder: str
+               ) -> Tuple[Optional[Dict[str, str]], List[str]]:
+  """The model card beside the report, for a run that reached evaluate
+  (it has an evaluation input): ({extension: file name} or None, what
+  went wrong). A card that fails leaves the report to be written."""
+  if not run.inputs.get(reading.EVALUATION_KEY):
+    return None, []
+  try:
+    paths = card_files.write(model_card.build(run), folder)
+  except Exception as e:  # pylint: disable=broad-except
+    logging.exception('The model card could not be written.')
+    return None, [f'the model card could not be written: '
+                  f'{type(e).__name__}: {e}']
+  return {ext: os.path.basename(path) for ext, path in paths.items()}, []
 
 
 def write_report(run: Run, folder: str) -> str:
-  """Draws the figures into `folder` and writes report.html; its path."""
+  """Draws the figures into `folder`, writes the model card and
+  report.html; the report's path."""
   drawn = drawing.draw(run, folder)
-  page = render(view.build(run), drawn)
+  card, card_problems = write_card(run, folder)
+  page = render(view.build(run), drawn, card, card_problems)
   path = os.path.join(folder, layout.REPORT_FILE)
   with open(path, 'w', encoding='utf-8') as f:
     f.write(page)
