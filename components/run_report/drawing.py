@@ -23,6 +23,7 @@ class Drawn:
   confusion: Optional[str] = None
   subtypes: Optional[str] = None
   calibration: Optional[str] = None
+  calibration_fit: Optional[str] = None  # the Trainer's, eval split
   ingestion: Optional[str] = None
   # With an external cohort: both cohorts' ROC on one plot, and its matrix.
   roc_cohorts: Optional[str] = None
@@ -84,7 +85,12 @@ def draw(run: Run, folder: str) -> Drawn:
       ('subtypes', 'per-subtype rates', lambda: figures.subtype_rates(
           folder, 'subtypes.png', evaluation.subtype_rows(run))),
       ('calibration', 'calibration', lambda: figures.calibration(
-          folder, 'calibration.png', plots.get('calibration'))),
+          folder, 'calibration.png', plots.get('calibration'),
+          evaluation.overall_plots(run, evaluation.EXTERNAL).get(
+              'calibration') if evaluation.has_external(run) else None)),
+      ('calibration_fit', 'calibration fit', lambda: figures.calibration_fit(
+          folder, 'calibration_fit.png',
+          (run.model_info or {}).get('calibration'))),
       ('ingestion', 'ingestion counts', lambda: figures.ingestion_counts(
           folder, 'ingestion.png', (run.ingestion or {}).get('counts'))),
   ]

@@ -350,11 +350,14 @@ def calibration_bins(buckets: Sequence[Dict[str, float]],
 
 
 def calibration(folder: str, name: str,
-                buckets: Optional[Sequence[Dict[str, float]]]
+                buckets: Optional[Sequence[Dict[str, float]]],
+                external_buckets: Optional[Sequence[Dict[str, float]]] = None
                 ) -> Optional[str]:
   """Reliability diagram (fraction positive vs mean predicted probability
-  per bin) above a histogram of predictions."""
+  per bin) above a histogram of predictions; the external cohort's beside
+  the test split's when there is one."""
   merged = calibration_bins(buckets or [])
+  outside = calibration_bins(external_buckets or [])
   if not merged:
     return None
   figure = _new_figure(4.8, 5.0)
@@ -364,18 +367,58 @@ def calibration(folder: str, name: str,
            label='perfectly calibrated')
   top.plot([b['mean_prediction'] for b in merged],
            [b['fraction_positive'] for b in merged], 'o-',
-           color=CANDIDATE_COLOR, label='candidate')
+           color=CANDIDATE_COLOR, label='test split')
+  if outside:
+    top.plot([b['mean_prediction'] for b in outside],
+             [b['fraction_positive'] for b in outside], 's--',
+             color=EXTERNAL_COLOR, label='external cohort')
   top.set_ylabel('fraction PNEUMONIA')
   top.set_xlim(0, 1)
   top.set_ylim(-0.02, 1.02)
-  top.set_title('calibration, test split (10 bins)')
+  top.set_title('calibration of the served probability (10 bins)')
   top.grid(alpha=0.3)
   top.legend(fontsize=8, loc='upper left')
-  bottom.bar([(b['lower'] + b['upper']) / 2 for b in merged],
-             [b['weight'] for b in merged], width=0.09, color=CANDIDATE_COLOR)
+  width = 0.045 if outside else 0.09
+  bottom.bar([(b['lower'] + b['upper']) / 2 - (width / 2 if outside else 0)
+              for b in merged], [b['weight'] for b in merged], width=width,
+             color=CANDIDATE_COLOR)
+  if outside:
+    bottom.bar([(b['lower'] + b['upper']) / 2 + width / 2 for b in outside],
+               [b['weight'] for b in outside], width=width,
+               color=EXTERNAL_COLOR)
   bottom.set_xlabel('predicted probability of PNEUMONIA')
   bottom.set_ylabel('examples')
   bottom.grid(alpha=0.3)
+  return _save(figure, folder, name)
+
+
+def calibration_fit(folder: str, name: str,
+                    record: Optional[Dict[str, Any]]) -> Optional[str]:
+  """The Trainer's calibration on the eval split (model_info's
+  `calibration`): reliability before the map and after it, out of fold."""
+  if not record or not record.get('after_out_of_fold'):
+    return None
+  figure = _new_figure(4.8, 4.0)
+  ax = figure.subplots()
+  ax.plot([0, 1], [0, 1], color='#cccccc', linestyle=':',
+          label='perfectly calibrated')
+  for key, label, color, style in (
+      ('before', 'before', BASELINE_COLOR, 's--'),
+      ('after_out_of_fold', f"after {record.get('method')} (out of fold)",
+       CANDIDATE_COLOR, 'o-')):
+    rows = [r for r in (record.get(key) or {}).get('reliability') or []
+            if r.get('count')]
+    ece = (record.get(key) or {}).get('expected_calibration_error')
+    ax.plot([r['mean_predicted'] for r in rows], [r['observed'] for r in rows],
+            style, color=color, label=f'{label}, ECE {ece:.3f}'
+            if is_number(ece) else label)
+  ax.set_xlim(0, 1)
+  ax.set_ylim(-0.02, 1.02)
+  ax.set_xlabel('predicted probability of PNEUMONIA')
+  ax.set_ylabel('fraction PNEUMONIA')
+  ax.set_title(f"calibration fit, eval split ({record.get('images')} images)")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8, loc='upper left')
   return _save(figure, folder, name)
 
 

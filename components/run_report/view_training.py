@@ -28,11 +28,38 @@ class Architecture:
 
 
 @dataclasses.dataclass(frozen=True)
+class Ensemble:
+  """model_info's `ensemble`: the mean probability of all architectures,
+  tried against the best single one on the eval split."""
+  members: List[str]
+  eval_auc: Any
+  best_single: Any
+  best_single_eval_auc: Any
+  chosen: bool  # shipped
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+  """model_info's `calibration`, fitted on the eval split."""
+  method: str
+  slope: Any
+  intercept: Any
+  images: Any
+  ece_before: Any
+  ece_after: Any  # out of fold; None without a map
+  brier_before: Any
+  brier_after: Any
+  skipped: Optional[str]  # why no map was fitted, if it was refused
+
+
+@dataclasses.dataclass(frozen=True)
 class Training:
   comparison: List[Architecture]  # empty: no comparison.json
   settings: Optional[List[Tuple[str, Any]]]  # None: no training settings
   shuffled_labels: bool  # a negative control (trained on permuted labels)
   curves: List[str]  # architectures with a training history, in order
+  ensemble: Optional[Ensemble] = None  # None: not tried
+  calibration: Optional[Calibration] = None  # None: not recorded
 
 
 def _architecture(row: dict) -> Architecture:
@@ -46,9 +73,37 @@ def _architecture(row: dict) -> Architecture:
       selected=bool(row.get('selected')))
 
 
+def _ensemble(info: dict) -> Optional[Ensemble]:
+  record = info.get('ensemble')
+  if not isinstance(record, dict):
+    return None
+  return Ensemble(members=list(record.get('members') or []),
+                  eval_auc=record.get('eval_auc'),
+                  best_single=record.get('best_single'),
+                  best_single_eval_auc=record.get('best_single_eval_auc'),
+                  chosen=bool(record.get('chosen')))
+
+
+def _calibration(info: dict) -> Optional[Calibration]:
+  record = info.get('calibration')
+  if not isinstance(record, dict):
+    return None
+  before = record.get('before') or {}
+  after = record.get('after_out_of_fold') or {}
+  return Calibration(
+      method=record.get('method') or 'none', slope=record.get('slope'),
+      intercept=record.get('intercept'), images=record.get('images'),
+      ece_before=before.get('expected_calibration_error'),
+      ece_after=after.get('expected_calibration_error'),
+      brier_before=before.get('brier'), brier_after=after.get('brier'),
+      skipped=record.get('skipped'))
+
+
 def build(run: Run) -> Training:
   settings = run.training_settings
+  info = run.model_info or {}
   return Training(
+      ensemble=_ensemble(info), calibration=_calibration(info),
       comparison=[_architecture(row) for row in run.comparison or []],
       settings=[(key, settings[key]) for key in SETTINGS if key in settings]
       if settings else None,
