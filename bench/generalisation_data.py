@@ -47,8 +47,13 @@ def split_files(examples: str, split: str) -> List[str]:
 
 def test_split(examples: str) -> Tuple[List[bytes], np.ndarray]:
   """(image bytes, labels) of the internal test split."""
+  return split_images(examples, 'test')
+
+
+def split_images(examples: str, split: str) -> Tuple[List[bytes], np.ndarray]:
+  """(image bytes, labels) of one split."""
   raws, labels = [], []
-  dataset = tf.data.TFRecordDataset(split_files(examples, 'test'),
+  dataset = tf.data.TFRecordDataset(split_files(examples, split),
                                     compression_type='GZIP').batch(256)
   for batch in dataset:
     features = tf.io.parse_example(batch, {

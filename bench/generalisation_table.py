@@ -22,7 +22,7 @@ VERDICT_KEYS = ('internal_auc', 'external_auc', 'gap', 'external_sensitivity',
 
 
 
-def _summary(values: Sequence[float]) -> Dict[str, float]:
+def summary_stats(values: Sequence[float]) -> Dict[str, float]:
   return {'mean': statistics.fmean(values), 'min': min(values),
           'max': max(values), 'spread': max(values) - min(values),
           'std': statistics.stdev(values) if len(values) > 1 else 0.0,
@@ -36,7 +36,7 @@ def _value(result: Dict[str, Any], key: str) -> float:
 
 
 def summarise(results: Dict[str, List[Dict[str, Any]]]):
-  return {variant: {key: _summary([_value(r, key) for r in runs])
+  return {variant: {key: summary_stats([_value(r, key) for r in runs])
                     for _, key, _ in METRICS}
           for variant, runs in results.items() if runs}
 
@@ -61,7 +61,7 @@ def verdicts(summary, baseline: str) -> Dict[str, Dict[str, Dict[str, Any]]]:
   return out
 
 
-def _cell(stat: Dict[str, float], digits: int = 3) -> str:
+def cell(stat: Dict[str, float], digits: int = 3) -> str:
   return (f"{stat['mean']:.{digits}f} ({stat['min']:.{digits}f}–"
           f"{stat['max']:.{digits}f})")
 
@@ -81,7 +81,7 @@ def table(summary, judged, baseline: str) -> str:
   for variant, stats in summary.items():
     cells = [variant, str(stats['internal_auc']['n'])]
     for _, key, _ in METRICS:
-      cells.append(_cell(stats[key], 1 if key == 'train_minutes' else 3))
+      cells.append(cell(stats[key], 1 if key == 'train_minutes' else 3))
     if variant == baseline:
       cells.append('baseline')
     else:
