@@ -4,12 +4,12 @@ Other tools depend on the serving names; change them only with a new contract.
 """
 
 # --- tf.Example feature keys written by ingestion -----------------------------
-IMAGE_KEY = 'image_raw'  # the file's bytes, JPEG or PNG
+IMAGE_KEY = 'image_raw'  # the file's bytes, JPEG or PNG; of a DICOM, its PNG
 LABEL_KEY = 'label'  # int64: 0 NORMAL, 1 PNEUMONIA
-PATIENT_ID_KEY = 'patient_id'  # bytes, parsed from the file name
+PATIENT_ID_KEY = 'patient_id'  # bytes: DICOM PatientID, else from the name
 SUBTYPE_KEY = 'subtype'  # bytes: normal, bacteria or virus
 SOURCE_PATH_KEY = 'source_path'  # bytes, path relative to the data root
-SHA256_KEY = 'sha256'  # bytes, hex digest of the file
+SHA256_KEY = 'sha256'  # bytes, hex digest of image_raw (the file's bytes)
 HEIGHT_KEY = 'height'  # int64, pixels of the original
 WIDTH_KEY = 'width'  # int64
 CHANNELS_KEY = 'channels'  # int64, channels of the original (1 or 3)
@@ -21,6 +21,8 @@ SUBTYPES = ('normal', 'bacteria', 'virus')
 
 # --- ingestion ----------------------------------------------------------------
 IMAGE_EXTENSIONS = ('.jpeg', '.jpg', '.png')
+# Read as DICOM (components/image_example_gen/dicom.py), stored as PNG.
+DICOM_EXTENSIONS = ('.dcm',)
 # Output splits and their share (hash buckets out of 10), split by patient.
 SPLITS = (('train', 7), ('eval', 2), ('test', 1))
 SPLIT_NAMES = tuple(name for name, _ in SPLITS)
@@ -42,6 +44,11 @@ EXAMPLES_SIGNATURE = 'serving_examples'
 EXAMPLES_INPUT = 'examples'
 PROBABILITY_OUTPUT = 'pneumonia_probability'
 LABEL_OUTPUT = 'label'
+# Grad-CAM (trainer/gradcam.py): `image_bytes` -> HEAT_MAP_OUTPUT (float32
+# [None, S, S] in [0, 1]) and the two outputs above.
+EXPLAIN_SIGNATURE = 'explain'
+EXPLAIN_INPUT = SERVING_INPUT
+HEAT_MAP_OUTPUT = 'heat_map'
 # How the serving graph's refusal of an oversize image begins (an
 # INVALID_ARGUMENT answer); clients such as predict.py may match on it.
 IMAGE_REFUSED = 'image refused'

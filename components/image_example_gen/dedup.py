@@ -31,24 +31,24 @@ def resolve_duplicates(
     sha_and_group: Tuple[str, Iterable[Inspected]]) -> Iterable[Any]:
   """Keeps one copy per sha256; tags the rest as duplicates or rejects.
 
-  A file rejected for its own name is rejected alone, and its byte-identical
-  copies are judged without it. Bytes that do not decode are rejected in
-  every copy; so is an image filed under both NORMAL and PNEUMONIA.
-  Unreadable files (no hash) are each rejected on their own.
+  A file rejected for its own name or its own error is rejected alone, and
+  its byte-identical copies are judged without it: bytes that do not decode
+  fail in every copy, but a JPEG's bytes named .dcm are refused as DICOM
+  beside a kept copy named .jpeg. An image filed under both NORMAL and
+  PNEUMONIA is rejected in every copy. Unreadable files (no hash) are each
+  rejected on their own.
   """
   sha, group = sha_and_group
   group = sorted(group, key=_canonical_order)
   rejected = [(item, item.name_error or item.error) for item in group
-              if not sha or item.name_error]
-  usable = [item for item in group if sha and not item.name_error]
+              if not sha or item.name_error or item.error]
+  usable = [item for item in group
+            if sha and not item.name_error and not item.error]
   labels = {item.candidate.label for item in usable}
   if len(labels) > 1:
     reason = ('the same image is filed under both NORMAL and PNEUMONIA: ' +
               ', '.join(item.candidate.rel_path for item in usable))
     rejected += [(item, reason) for item in usable]
-    usable = []
-  elif usable and usable[0].error:  # bytes that do not decode
-    rejected += [(item, item.error) for item in usable]
     usable = []
   for item, reason in rejected:
     yield beam.pvalue.TaggedOutput(

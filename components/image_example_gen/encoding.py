@@ -2,13 +2,15 @@
 
 Only metadata travels through Beam (partitioning by patient needs no pixels);
 `attach_image` adds ``image_raw`` as the example is written, so gigabytes of
-JPEG never cross a shuffle or a worker boundary.
+JPEG never cross a shuffle or a worker boundary. A DICOM file is converted
+again there (`dicom.convert`, deterministic): its PNG is what is stored.
 """
 import hashlib
 import os
 
 import tensorflow as tf
 
+from components.image_example_gen import dicom
 from components.image_example_gen import image_file
 from components.image_example_gen.inspection import Inspected
 from contract import names as constants
@@ -59,6 +61,13 @@ def attach_image(example: tf.train.Example,
     raise ImageChangedError(
         f'{path} changed while it was being ingested ({e}); run again'
     ) from None
+  if dicom.is_dicom(rel_path, raw):  # as inspection hashed it: the PNG
+    try:
+      raw = dicom.convert(raw).png
+    except image_file.ImageFileError as e:
+      raise ImageChangedError(
+          f'{path} changed while it was being ingested ({e}); run again'
+      ) from None
   expected = feature[constants.SHA256_KEY].bytes_list.value[0].decode()
   if hashlib.sha256(raw).hexdigest() != expected:
     raise ImageChangedError(

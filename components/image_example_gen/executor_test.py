@@ -477,6 +477,16 @@ def test_resolve_duplicates_rejects_undecodable_groups():
       {'path': p, 'reason': error} for p in sorted(paths)]
 
 
+def test_a_refused_copy_does_not_reject_the_good_original():
+  # A JPEG's bytes named .dcm are refused as DICOM; the .jpeg is kept.
+  good, copy = 'NORMAL/IM-0001-0001.jpeg', 'NORMAL/IM-0001-0002.dcm'
+  error = "not a DICOM file: no 'DICM' prefix at byte 128"
+  kept, duplicates, rejected = _resolve('f' * 64, [
+      _inspected(copy, 0, error=error), _inspected(good, 0)])
+  assert (kept, duplicates) == ([good], [])
+  assert rejected == [{'path': copy, 'reason': error}]
+
+
 def test_resolve_duplicates_rejects_unreadable_files_one_by_one():
   kept, duplicates, rejected = _resolve('', [
       _inspected('NORMAL/IM-0001-0001.jpeg', 0, '', 'unreadable: a'),

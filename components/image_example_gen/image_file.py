@@ -14,7 +14,9 @@ The one implementation shared by ingestion (`inspection`, `encoding`) and
   images are refused rather than rotated here and not there.
 
 Formats are told apart by the same leading bytes as `tf.io.decode_image`
-(JPEG, PNG, GIF, BMP). Pure Python; TensorFlow only for URIs (gs://...).
+(JPEG, PNG, GIF, BMP); a DICOM file goes through the same `read_file`, and
+`dicom.py` applies `check_size` to its Rows and Columns. Pure Python;
+TensorFlow only for URIs (gs://...).
 """
 import errno
 import os
@@ -220,6 +222,28 @@ def read_header(raw: bytes) -> Optional[Header]:
   return None
 
 
+def check_size(kind: str, height: int, width: int,
+               limits: options.ImageLimits) -> None:
+  """The pixel cap and the minimum side, from what a header declares (kind:
+  'jpeg', ..., or 'dicom', whose Rows and Columns are checked here too).
+
+  Raises:
+    ImageFileError: more pixels than limits.max_pixels, or a side below
+      limits.min_side.
+  """
+  size = f'{width} x {height}'
+  pixels = width * height
+  if pixels > limits.max_pixels:
+    raise ImageFileError(
+        f'too many pixels: the {kind.upper()} header declares '
+        f'{size} = {pixels:,}, over the limit of {limits.max_pixels:,} '
+        f'({_LIMITS}.max_pixels); not decoded (a decompression bomb?)')
+  if min(width, height) < limits.min_side:
+    raise ImageFileError(
+        f'too small: {size} pixels, below the minimum of {limits.min_side} '
+        f'px a side ({_LIMITS}.min_side)')
+
+
 def check_header(raw: bytes, limits: options.ImageLimits) -> Optional[Header]:
   """The header, if the image may be decoded and used; None if no format
   is recognised (the decoder will say why).
@@ -232,17 +256,7 @@ def check_header(raw: bytes, limits: options.ImageLimits) -> Optional[Header]:
   header = read_header(raw)
   if header is None:
     return None
-  size = f'{header.width} x {header.height}'
-  pixels = header.width * header.height
-  if pixels > limits.max_pixels:
-    raise ImageFileError(
-        f'too many pixels: the {header.format.upper()} header declares '
-        f'{size} = {pixels:,}, over the limit of {limits.max_pixels:,} '
-        f'({_LIMITS}.max_pixels); not decoded (a decompression bomb?)')
-  if min(header.width, header.height) < limits.min_side:
-    raise ImageFileError(
-        f'too small: {size} pixels, below the minimum of {limits.min_side} '
-        f'px a side ({_LIMITS}.min_side)')
+  check_size(header.format, header.height, header.width, limits)
   if header.orientation in _SHOWN:
     raise ImageFileError(
         f'EXIF orientation {header.orientation}: viewers show this image '

@@ -4,6 +4,9 @@ Each candidate is read (`image_file.read_file`: regular files only, size
 capped), hashed, named, its header checked (`image_file.check_header`:
 pixel count before decoding, smallest side, EXIF orientation) and decoded
 with the decoder training and serving use, so whatever passes here trains.
+A DICOM file is converted first (`dicom.convert`: refusals, window, 8-bit
+PNG; its PatientID names the patient) and the rest applies to its PNG, whose
+sha256 is the one deduplicated (a file refused by `dicom` is hashed as read).
 A bad file becomes an `Inspected` with a reason, never an exception: one
 file must not stop a run.
 """
@@ -13,6 +16,7 @@ from typing import NamedTuple, Optional, Tuple
 
 import tensorflow as tf
 
+from components.image_example_gen import dicom
 from components.image_example_gen import image_file
 from components.image_example_gen import naming
 from components.image_example_gen.walk import Candidate
@@ -67,9 +71,20 @@ def inspect_image(candidate: Candidate,
     raw = image_file.read_file(candidate.path, limits.max_file_bytes)
   except image_file.ImageFileError as e:
     return Inspected(candidate, '', str(e))
+  is_dicom = dicom.is_dicom(candidate.rel_path, raw)
+  if is_dicom:
+    try:
+      image = dicom.convert(raw, limits)
+    except image_file.ImageFileError as e:
+      return Inspected(candidate, hashlib.sha256(raw).hexdigest(), str(e))
+    # From here on the PNG, which the example holds: its hash finds the
+    # same pixels in two exports whose headers differ.
+    raw = image.png
   sha = hashlib.sha256(raw).hexdigest()
   try:
-    parsed = naming.parse_file_name(candidate.rel_path)
+    parsed = (naming.parse_dicom_name(candidate.rel_path, candidate.label,
+                                      image.patient_id) if is_dicom
+              else naming.parse_file_name(candidate.rel_path))
   except naming.UnknownNameError as e:
     return Inspected(candidate, sha, name_error=str(e))
   if (candidate.label == constants.NORMAL) != (parsed.subtype == 'normal'):

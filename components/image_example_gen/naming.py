@@ -5,7 +5,9 @@ Real file names (Kaggle ``paultimothymooney/chest-xray-pneumonia``):
 * ``person<N>_bacteria_<K>.jpeg`` / ``person<N>_virus_<K>[_<J>].jpeg``
   (PNEUMONIA; one child can have bacteria and virus files),
 * ``IM-<N>-<K>[-<J>].jpeg`` and ``NORMAL2-IM-<N>-<K>[-<J>].jpeg`` (NORMAL),
-* any of these with a download suffix such as `` (1)`` or ``(1)``.
+* any of these with a download suffix such as `` (1)`` or ``(1)``;
+* DICOM files (``.dcm``) the same, or any name when they carry a PatientID
+  (`parse_dicom_name`).
 
 The patient id ignores Kaggle's own train/val/test folders: patient numbers
 restart in its test split, and treating equal names as one child is the safe
@@ -55,6 +57,34 @@ def parse_file_name(file_name: str) -> ParsedName:
       '(person<N>_bacteria|virus_<K>, IM-<N>-<K>, NORMAL2-IM-<N>-<K>)')
 
 
+def parse_dicom_name(file_name: str, label: int,
+                     patient_id: str) -> ParsedName:
+  """Patient id and subtype of a DICOM file: its PatientID when it has one
+  (a scanner's name for the file carries no patient), else the name's.
+
+  The subtype still comes from the name; a file named otherwise is 'normal'
+  in a NORMAL folder.
+
+  Raises:
+    UnknownNameError: no PatientID and a name of no known form, or a
+      PNEUMONIA file whose name does not say bacteria or virus (the subtype
+      is a feature of every example).
+  """
+  try:
+    parsed = parse_file_name(file_name)
+  except UnknownNameError as e:
+    if not patient_id:
+      raise UnknownNameError(f'{e}, and the DICOM file has no PatientID'
+                             ) from None
+    if label == constants.NORMAL:
+      return ParsedName(patient_id, 'normal')
+    raise UnknownNameError(
+        f'DICOM file name {file_name!r} does not say bacteria or virus: a '
+        'PNEUMONIA file is named person<N>_bacteria|virus_<K>.dcm (its '
+        'patient comes from PatientID)') from None
+  return parsed._replace(patient_id=patient_id or parsed.patient_id)
+
+
 def label_of(parts: Sequence[str]) -> Optional[int]:
   """Label from the nearest ancestor folder named NORMAL or PNEUMONIA.
 
@@ -77,5 +107,7 @@ def is_ignored_folder(name: str) -> bool:
 
 
 def is_image_name(file_name: str) -> bool:
-  return (file_name.lower().endswith(constants.IMAGE_EXTENSIONS) and
+  """An image or DICOM file's name (JPEG/PNG, .dcm), not hidden."""
+  return (file_name.lower().endswith(constants.IMAGE_EXTENSIONS +
+                                     constants.DICOM_EXTENSIONS) and
           not file_name.startswith('.'))

@@ -224,6 +224,33 @@ def test_is_ignored_folder(name, ignored):
     ('.DS_Store', False),
     ('._IM-0001-0001.jpeg', False),
     ('.jpeg', False),
+    ('IM-0001-0001.dcm', True),
+    ('1.2.840.113619.2.55.DCM', True),
+    ('IM-0001-0001.dcm.txt', False),
+    ('._IM-0001-0001.dcm', False),
 ])
 def test_is_image_name(name, is_image):
   assert naming.is_image_name(name) is is_image
+
+
+@pytest.mark.parametrize('name, label, patient_id, parsed', [
+    # PatientID wins over the name's patient; the name still gives the
+    # subtype.
+    ('person7_virus_3.dcm', 1, 'MRN-88', ('MRN-88', 'virus')),
+    ('IM-0004-0001.dcm', 0, 'MRN-88', ('MRN-88', 'normal')),
+    # No PatientID: the name rules, as for a JPEG.
+    ('person7_virus_3.dcm', 1, '', ('person7', 'virus')),
+    # A scanner's name with a PatientID: NORMAL is 'normal'.
+    ('1.2.840.5.dcm', 0, 'MRN-88', ('MRN-88', 'normal')),
+])
+def test_parse_dicom_name(name, label, patient_id, parsed):
+  assert tuple(naming.parse_dicom_name(name, label, patient_id)) == parsed
+
+
+@pytest.mark.parametrize('name, label, patient_id, needle', [
+    ('1.2.840.5.dcm', 0, '', 'has no PatientID'),
+    ('1.2.840.5.dcm', 1, 'MRN-88', 'does not say bacteria or virus'),
+])
+def test_parse_dicom_name_refuses(name, label, patient_id, needle):
+  with pytest.raises(naming.UnknownNameError, match=needle):
+    naming.parse_dicom_name(name, label, patient_id)

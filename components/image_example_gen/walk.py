@@ -7,7 +7,8 @@ they cannot disagree about what is in it:
 * hidden folders and archive junk (``__MACOSX``, any ``__*``) are pruned;
 * a symlinked folder is followed, each real folder once, so a link loop ends
   (the second way in is a pruned folder, reported as ignored);
-* every other file is an entry: a candidate when it has an image name and
+* every other file is an entry: a candidate when it has an image name (JPEG,
+  PNG or DICOM `.dcm`, `naming.is_image_name`) and
   sits below a NORMAL/PNEUMONIA folder, ignored otherwise. Broken links,
   FIFOs and the like are entries too: inspection rejects them by name;
 * a link (to a file or folder) leading outside input_base is followed, and
