@@ -65,3 +65,48 @@ def executions(metadata_path) -> list:
   return [(node_of.get(execution.id, execution.type.rsplit('.', 1)[-1]),
            metadata_store_pb2.Execution.State.Name(execution.last_known_state))
           for execution in sorted(store.get_executions(), key=lambda e: e.id)]
+
+
+def node_executions(metadata_path, node) -> list:
+  """Every execution of one pipeline node in an MLMD store, oldest first:
+  {'state', 'properties' (execution parameters, as stored), 'inputs' and
+  'outputs' ({channel key: [artifact uri]})}."""
+  from ml_metadata.metadata_store import metadata_store  # pylint: disable=g-import-not-at-top
+  from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
+  config = metadata_store_pb2.ConnectionConfig()
+  config.sqlite.filename_uri = str(metadata_path)
+  config.sqlite.connection_mode = 1  # READONLY
+  store = metadata_store.MetadataStore(config)
+  ids = sorted({e.id for c in store.get_contexts_by_type('node')
+                if c.name.rsplit('.', 1)[-1] == node
+                for e in store.get_executions_by_context(c.id)})
+  sides = {metadata_store_pb2.Event.INPUT: 'inputs',
+           metadata_store_pb2.Event.OUTPUT: 'outputs'}
+  found = []
+  for execution in store.get_executions_by_id(ids):
+    record = {'state': metadata_store_pb2.Execution.State.Name(
+        execution.last_known_state), 'inputs': {}, 'outputs': {},
+              'properties': {
+                  key: getattr(value, value.WhichOneof('value'))
+                  for key, value in execution.custom_properties.items()
+                  if value.WhichOneof('value')}}
+    events = store.get_events_by_execution_ids([execution.id])
+    uris = {a.id: a.uri for a in store.get_artifacts_by_id(
+        [e.artifact_id for e in events])}
+    for event in events:
+      if event.type in sides and event.path.steps:
+        record[sides[event.type]].setdefault(
+            event.path.steps[0].key, []).append(uris[event.artifact_id])
+    found.append(record)
+  return found
+
+
+def split_records(examples_uri, split) -> list:
+  """The serialized tf.Examples of one split of an Examples artifact, in
+  file order (TFX writes a split under Split-<name>, gzipped)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  files = sorted(tf.io.gfile.glob(os.path.join(
+      str(examples_uri), f'Split-{split}', '*')))
+  assert files, f'no files of split {split!r} in {examples_uri}'
+  return [record.numpy() for record in tf.data.TFRecordDataset(
+      files, compression_type='GZIP')]
