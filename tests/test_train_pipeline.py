@@ -3,7 +3,8 @@
 Quick settings, all three architectures (ResNet50 from random weights: no
 ImageNet download here), then the exported model is loaded in a fresh
 process with no project code importable and called on a grayscale original,
-a 3-channel JPEG and a PNG.
+a 3-channel JPEG and a PNG, and its TF Serving warm-up requests (parsed with
+tensorflow_serving's protos) are replayed through their signature.
 """
 import csv
 import glob
@@ -80,8 +81,21 @@ _LOAD_IN_FRESH_PROCESS = textwrap.dedent('''
     for path in sys.argv[3:]:
       result = serve(image_bytes=tf.constant([open(path, 'rb').read()]))
       out[path] = {k: v.numpy().tolist() for k, v in result.items()}
+    # What TF Serving replays at load (--enable_model_warmup), replayed here.
+    from tensorflow_serving.apis import prediction_log_pb2
+    warmup = sys.argv[2] + '/assets.extra/tf_serving_warmup_requests'
+    for i, record in enumerate(tf.data.TFRecordDataset(warmup)):
+      request = prediction_log_pb2.PredictionLog.FromString(
+          record.numpy()).predict_log.request
+      result = model.signatures[request.model_spec.signature_name](**{
+          k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()})
+      out[f'warmup {i}'] = {k: v.numpy().tolist() for k, v in result.items()}
     print('RESULT ' + json.dumps(out, default=lambda b: b.decode()))
 ''')
+
+
+def _warmup_replays(outputs):
+  return sum(key.startswith('warmup ') for key in outputs)
 
 
 def _eval_images(data_dir, count):
@@ -180,7 +194,9 @@ def test_train_stage_exports_a_servable_model(original_sample, kermany_224,
   with open(os.path.join(serving_dir, layout.MODEL_INFO_FILE)) as f:
     threshold = json.load(f)['threshold']
   outputs = _serve_in_fresh_process(tmp_path, serving_dir, inputs.values())
-  assert len(outputs) == len(inputs)
+  # The first 4 eval images' warm-up requests, each to a probability and
+  # its label (and still there after a re-save: `moved` below).
+  assert (len(outputs), _warmup_replays(outputs)) == (len(inputs) + 4, 4)
   _assert_labels_at(threshold, outputs)
 
   # The label follows the model's own threshold, not 0.5: in a copy of the
@@ -195,6 +211,7 @@ def test_train_stage_exports_a_servable_model(original_sample, kermany_224,
                                          beyond)
   moved = _serve_in_fresh_process(tmp_path, tmp_path / 'moved',
                                   inputs.values())
+  assert _warmup_replays(moved) == 4
   _assert_labels_at(beyond, moved)
   flipped = [path for path, out in moved.items()
              if out[constants.PROBABILITY_OUTPUT][0] == nearest]

@@ -35,6 +35,7 @@ from trainer import schedules
 from trainer import selection
 from trainer import signatures
 from trainer import threshold as threshold_lib
+from trainer import warmup
 
 SERVING_TOLERANCE = threshold_lib.SERVING_TOLERANCE
 # Re-exported: tests and readers know them as run.*.
@@ -270,7 +271,7 @@ def train_and_export(train_files: List[str], eval_files: List[str],
             'comparison': rows, 'operating_point': point._asdict(),
             'training_settings': settings.to_dict(),
             'label_names': list(constants.LABEL_NAMES)},
-      calibration=fitted)
+      calibration=fitted, warmup_images=warmup.first_images(eval_files))
   # The comparison also lives beside the exported model.
   beside = os.path.dirname(serving_model_dir.rstrip('/'))
   for ext in layout.TABLE_EXTENSIONS:
