@@ -1,13 +1,16 @@
 """Classifies chest X-ray images with an exported model.
 
-    python predict.py IMAGE... [--model DIR] [--output-dir DIR]
+    python predict.py IMAGE... [--model DIR] [--output-dir DIR] [--explain DIR]
 
 Without --model the newest pushed model is used: the highest numeric version
 folder under `<output dir>/serving_model` that loads (what TF Serving would
 serve); broken versions above it are named on stderr and skipped. --model
 takes a SavedModel folder or a folder of versions (then the newest that
-loads). A folder among the images stands for its .jpeg/.jpg/.png files,
-sorted.
+loads). A folder among the images stands for its .jpeg/.jpg/.png/.dcm
+files, sorted. A DICOM file (.dcm, or DICOM bytes under any name) is
+converted as ingestion converts it (components/image_example_gen/dicom.py:
+window, 8-bit PNG) and that PNG is classified; one ingestion refuses is
+refused with the same reason.
 
 Prints one JSON line per image, in argument order:
   {"path", "pneumonia_probability", "label", "threshold", "model"}
@@ -15,6 +18,11 @@ or {"path", "error"} for a file that cannot be read or decoded, or that
 ingestion would reject (contract.options.ImageLimits: too large, more pixels
 than the cap, smaller than the minimum side, an EXIF orientation other than
 upright).
+With --explain DIR, each classified image also gets a PNG in DIR (created
+if missing): the X-ray with its Grad-CAM heat map overlaid (the model's
+`explain` signature, trainer/gradcam.py), probability and label in the
+title; its path is the line's "heat_map". A model exported before that
+signature is named on stderr and the images are still classified (exit 1).
 Exit code: 0 all classified, 1 some image failed, 2 no model found or loaded.
 """
 import argparse
@@ -36,12 +44,14 @@ class NoModelError(Exception):
 
 def parse_args(argv=None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(
-      description='Classify chest X-ray images (JPEG/PNG) as PNEUMONIA or '
-      'NORMAL with an exported model; one JSON line per image on stdout.',
+      description='Classify chest X-ray images (JPEG/PNG/DICOM) as '
+      'PNEUMONIA or NORMAL with an exported model; one JSON line per image '
+      'on stdout.',
       epilog='Exit code: 0 all images classified, 1 some image failed, 2 no '
       'model found or loaded.')
   parser.add_argument('images', nargs='+', metavar='IMAGE',
-                      help='image files, or folders of .jpeg/.jpg/.png files')
+                      help='image files, or folders of .jpeg/.jpg/.png/.dcm '
+                      'files')
   parser.add_argument('--model', metavar='DIR',
                       help='a SavedModel folder, or a folder of numeric '
                       'versions (the newest is used); default: the newest '
@@ -51,6 +61,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                       or config.DEFAULT_OUTPUT_DIR,
                       help='the pipeline output folder (default: $OUTPUT_DIR '
                       'or %(default)s)')
+  parser.add_argument('--explain', metavar='DIR',
+                      help='also write, per image, a PNG of the X-ray with '
+                      'its Grad-CAM heat map into DIR; its path is the '
+                      'line\'s "heat_map"')
   return parser.parse_args(argv)
 
 
@@ -64,7 +78,8 @@ def expand(arguments):
     if os.path.isdir(argument):
       names = sorted(
           name for name in os.listdir(argument)
-          if name.lower().endswith(constants.IMAGE_EXTENSIONS)
+          if name.lower().endswith(constants.IMAGE_EXTENSIONS +
+                                   constants.DICOM_EXTENSIONS)
           and not os.path.isdir(os.path.join(argument, name)))
       paths.extend([os.path.join(argument, name) for name in names]
                    or [argument])
@@ -163,24 +178,28 @@ def _first_line(error: Exception) -> str:
 
 
 def read_image(path: str) -> bytes:
-  """The file's bytes, if it may be classified: ingestion's own checks
-  (`image_file`: a regular file under the size cap; from the header,
-  before any decode, not too many pixels, not too small, upright).
+  """The file's bytes (a DICOM's PNG), if it may be classified: ingestion's
+  own checks (`image_file`: a regular file under the size cap; from the
+  header, before any decode, not too many pixels, not too small, upright;
+  `dicom` for a DICOM file).
 
   Raises:
     ValueError: with a short reason when there is nothing to classify.
   """
   # Imported here, like the model code: --help needs none of it.
+  from components.image_example_gen import dicom  # pylint: disable=g-import-not-at-top
   from components.image_example_gen import image_file  # pylint: disable=g-import-not-at-top
   from contract import options  # pylint: disable=g-import-not-at-top
   if not os.path.lexists(path):
     raise ValueError('no such file')
   if os.path.isdir(path):
-    raise ValueError('folder without .jpeg/.jpg/.png files')
+    raise ValueError('folder without .jpeg/.jpg/.png/.dcm files')
   limits = options.ImageLimits()
   data = image_file.read_file(path, limits.max_file_bytes)
   if not data:
     raise ValueError('empty file')
+  if dicom.is_dicom(path, data):  # the PNG ingestion stores for it
+    return dicom.convert(data, limits).png
   image_file.check_header(data, limits)  # an ImageFileError is a ValueError
   return data
 
@@ -203,6 +222,21 @@ def classify(serve, data: bytes):
   return probability, label
 
 
+def heat_map(explain, data: bytes):
+  """The Grad-CAM map [S, S] in [0, 1] of one encoded image."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  outputs = explain(**{constants.EXPLAIN_INPUT: tf.constant([data])})
+  return outputs[constants.HEAT_MAP_OUTPUT].numpy()[0]
+
+
+def overlay_name(index: int, path: str) -> str:
+  """A PNG name unique within one run (the argument's position first),
+  even for same-named images in different folders."""
+  stem = os.path.splitext(os.path.basename(path))[0]
+  safe = ''.join(c if c.isalnum() or c in '-_.' else '_' for c in stem)
+  return f'{index:04d}-{safe}.gradcam.png'
+
+
 def main(argv=None) -> int:
   args = parse_args(argv)
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -217,11 +251,31 @@ def main(argv=None) -> int:
     return EXIT_NO_MODEL
   model_path = os.path.abspath(model_path)
   status = EXIT_OK
-  for path in expand(args.images):
+  explain = None
+  if args.explain:
+    explain = loaded.signatures.get(constants.EXPLAIN_SIGNATURE)
+    if explain is None:
+      print(f'predict.py: --explain: the model at {model_path} has no '
+            f'{constants.EXPLAIN_SIGNATURE!r} signature (exported before '
+            'Grad-CAM); no heat maps written. Push a newer model or pass '
+            '--model one that has it.', file=sys.stderr)
+      status = EXIT_IMAGE_FAILED
+    else:
+      os.makedirs(args.explain, exist_ok=True)
+      # Imported here, like the model code: --help needs none of it.
+      from components.run_report import overlay  # pylint: disable=g-import-not-at-top
+  for index, path in enumerate(expand(args.images)):
     try:
-      probability, label = classify(serve, read_image(path))
+      data = read_image(path)
+      probability, label = classify(serve, data)
       line = {'path': path, 'pneumonia_probability': probability,
               'label': label, 'threshold': threshold, 'model': model_path}
+      if explain is not None:
+        target = os.path.join(args.explain, overlay_name(index, path))
+        overlay.write_overlay(data, heat_map(explain, data),
+                      f'{os.path.basename(path)}: {label} '
+                      f'(p = {probability:.3f})', target)
+        line['heat_map'] = target
     except ValueError as e:
       line = {'path': path, 'error': str(e)}
       status = EXIT_IMAGE_FAILED

@@ -227,3 +227,41 @@ def test_makefile_has_a_predict_target():
   assert 'predict' in phony.split()
   assert ('predict: $(STAMP)\n\t$(PY) predict.py --output-dir "$(OUTPUT_DIR)" '
           '$(IMAGES)\n') in text
+
+
+def test_explain_writes_one_overlay_per_image(version_dir, images, tmp_path,
+                                              capsys):
+  # Same-named images in two folders must not overwrite each other's PNG.
+  for folder in ('a', 'b'):
+    (tmp_path / folder).mkdir()
+    (tmp_path / folder / 'x.png').write_bytes(images['png'].read_bytes())
+  inputs = [tmp_path / 'a' / 'x.png', images['text'], tmp_path / 'b' / 'x.png',
+            images['gray']]
+  maps = tmp_path / 'maps' / 'new'  # created by the run
+  assert predict.main(['--model', str(version_dir(OLD)), '--explain',
+                       str(maps), *map(str, inputs)]) == 1  # the text file
+  lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+  assert 'error' in lines[1] and 'heat_map' not in lines[1]
+  written = [line['heat_map'] for line in lines if 'error' not in line]
+  assert len(written) == 3 and len(set(written)) == 3
+  for line, path in zip(lines, written):
+    assert os.path.dirname(path) == str(maps)
+    with open(path, 'rb') as f:
+      assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+  assert sorted(os.listdir(maps)) == sorted(map(os.path.basename, written))
+
+
+def test_explain_with_a_model_without_the_signature(version_dir, images,
+                                                     tmp_path, capsys):
+  old = tmp_path / 'old'
+  loaded = tf.saved_model.load(str(version_dir(OLD)))
+  tf.saved_model.save(loaded, str(old), signatures={
+      constants.SERVING_SIGNATURE: loaded.signatures[
+          constants.SERVING_SIGNATURE]})
+  assert predict.main(['--model', str(old), '--explain',
+                       str(tmp_path / 'maps'), str(images['png'])]) == 1
+  captured = capsys.readouterr()
+  assert f"no '{constants.EXPLAIN_SIGNATURE}' signature" in captured.err
+  line = json.loads(captured.out)
+  assert line['label'] == 'PNEUMONIA' and 'heat_map' not in line
+  assert not (tmp_path / 'maps').exists()

@@ -19,6 +19,7 @@ from contract import names as constants
 from testing import hostile
 from testing import images as shared_images
 from testing.support import require_shared_data
+from trainer import gradcam
 from trainer import models
 from trainer import preprocessing
 from trainer import signatures
@@ -86,9 +87,11 @@ def _examples(raws):
 
 def test_signature_names(loaded):
   assert set(loaded.signatures) == {constants.SERVING_SIGNATURE,
-                                    constants.EXAMPLES_SIGNATURE}
+                                    constants.EXAMPLES_SIGNATURE,
+                                    constants.EXPLAIN_SIGNATURE}
   assert constants.SERVING_SIGNATURE == 'serving_default'
   assert constants.EXAMPLES_SIGNATURE == 'serving_examples'
+  assert constants.EXPLAIN_SIGNATURE == 'explain'
 
 
 @pytest.mark.parametrize('signature, input_name', [
@@ -221,7 +224,8 @@ def test_model_info(exported):
   assert info['comparison'] == INFO['comparison']
   assert info['signatures'] == {
       constants.SERVING_SIGNATURE: constants.SERVING_INPUT,
-      constants.EXAMPLES_SIGNATURE: constants.EXAMPLES_INPUT}
+      constants.EXAMPLES_SIGNATURE: constants.EXAMPLES_INPUT,
+      constants.EXPLAIN_SIGNATURE: constants.EXPLAIN_INPUT}
 
 
 _FRESH_PROCESS = r'''
@@ -238,7 +242,9 @@ import tensorflow as tf
 model = tf.saved_model.load(sys.argv[2])
 images = [open(path, 'rb').read() for path in sys.argv[3:]]
 out = model.signatures['serving_default'](image_bytes=tf.constant(images))
+heat = model.signatures['explain'](image_bytes=tf.constant(images))
 print(json.dumps({
+    'heat_map': heat['heat_map'].numpy().tolist(),
     'probability': out['pneumonia_probability'].numpy().tolist(),
     'label': [s.decode() for s in out['label'].numpy()],
     'modules': sorted(m for m in sys.modules
@@ -267,3 +273,7 @@ def test_loads_and_serves_without_project_code(model, exported, images,
                              atol=1e-5, rtol=0)
   assert served['label'] == [
       constants.LABEL_NAMES[int(p >= 0.5)] for p in served['probability']]
+  batch = tf.stack([preprocessing.preprocess_image(raw, SIZE)
+                    for raw in images])
+  np.testing.assert_allclose(served['heat_map'],
+                             gradcam.heat_maps(model, batch), atol=1e-4)

@@ -20,6 +20,7 @@ import markupsafe
 from components.model_card import card as model_card
 from components.model_card import render as card_files
 from components.run_report import drawing
+from components.run_report import gallery as gallery_lib
 from components.run_report import reading
 from components.run_report.formatting import fmt
 from components.run_report.formatting import integer
@@ -56,7 +57,8 @@ def environment() -> jinja2.Environment:
 
 def render(report: view.Report, drawn: drawing.Drawn,
            card: Optional[Dict[str, str]] = None,
-           card_problems: Sequence[str] = ()) -> str:
+           card_problems: Sequence[str] = (),
+           gallery: str = '') -> str:
   """The HTML page of `report` with the figures `drawn`, linking the model
   card `card` ({extension: file name}) if there is one."""
   env = environment()
@@ -65,7 +67,8 @@ def render(report: view.Report, drawn: drawing.Drawn,
     css = css.partition(EXTERNAL_STYLES)[0]
   return env.get_template(TEMPLATE).render(
       report=report, drawn=drawn, css=markupsafe.Markup(css), files=FILES,
-      card=card, card_problems=list(card_problems))
+      card=card, card_problems=list(card_problems),
+      gallery=markupsafe.Markup(gallery))  # gallery.render escaped it
 
 
 def write_card(run: Run, folder: str
@@ -89,7 +92,9 @@ def write_report(run: Run, folder: str) -> str:
   report.html; the report's path."""
   drawn = drawing.draw(run, folder)
   card, card_problems = write_card(run, folder)
-  page = render(view.build(run), drawn, card, card_problems)
+  shown = gallery_lib.render(gallery_lib.for_run(
+      run.inputs, folder, reading.MODEL_KEY, reading.EXAMPLES_KEY))
+  page = render(view.build(run), drawn, card, card_problems, shown)
   path = os.path.join(folder, layout.REPORT_FILE)
   with open(path, 'w', encoding='utf-8') as f:
     f.write(page)

@@ -7,7 +7,7 @@ candidate SavedModel scores the calibration half through its own
 `serving_examples` signature (plain tf.saved_model.load, no project code);
 the threshold is chosen there by contract.operating_point.choose_threshold
 (same rule and margin as the Trainer's on the eval split); the model's
-`threshold` variable is set to it and the SavedModel re-saved with both
+`threshold` variable is set to it and the SavedModel re-saved with all its
 signatures; `assets.extra/model_info.json` gets the new threshold and a
 `threshold_source` block saying which data chose it and how many images it
 used. The Evaluator, Pusher and RunReport read this output, so every
@@ -141,12 +141,11 @@ def _copy_beside(source_uri: str, target_uri: str, skip: str) -> None:
 def resave_with_threshold(source_dir: str, target_dir: str,
                           threshold: float) -> None:
   """The SavedModel at source_dir, its `threshold` variable set, saved to
-  target_dir with both serving signatures (assets.extra copied across)."""
+  target_dir with every signature it has (the two serving ones, and
+  `explain` where exported; assets.extra copied across)."""
   loaded = tf.saved_model.load(source_dir)
   loaded.threshold.assign(threshold)
-  tf.saved_model.save(loaded, target_dir, signatures={
-      name: loaded.signatures[name]
-      for name in (constants.SERVING_SIGNATURE, constants.EXAMPLES_SIGNATURE)})
+  tf.saved_model.save(loaded, target_dir, signatures=dict(loaded.signatures))
   extra = os.path.join(source_dir, os.path.dirname(layout.MODEL_INFO_FILE))
   if tf.io.gfile.isdir(extra):
     io_utils.copy_dir(extra, os.path.join(

@@ -198,6 +198,16 @@ def test_threshold_is_chosen_on_the_calibration_half_only(candidate,
   loaded = tf.saved_model.load(str(_serving(output)))
   assert float(loaded.threshold.numpy()) == pytest.approx(
       expected.threshold, abs=1e-7)
+  # Every signature survives the re-save, the Grad-CAM one included
+  # (trainer/signatures.py), and it too labels at the new threshold.
+  assert set(loaded.signatures) == set(
+      tf.saved_model.load(str(_serving(candidate))).signatures)
+  assert constants.EXPLAIN_SIGNATURE in loaded.signatures
+  explained = loaded.signatures[constants.EXPLAIN_SIGNATURE](
+      **{constants.EXPLAIN_INPUT: tf.constant([_png(g) for g in grays])})
+  assert [v.decode() for v in explained[constants.LABEL_OUTPUT].numpy()] == [
+      'PNEUMONIA', 'NORMAL', 'NORMAL', 'PNEUMONIA']
+  assert explained[constants.HEAT_MAP_OUTPUT].shape == (4, SIZE, SIZE)
 
 
 def test_eval_passes_the_candidate_on(candidate, tmp_path):
