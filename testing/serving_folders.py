@@ -49,6 +49,20 @@ def tiny_saved_model(path: pathlib.Path, value: float = 0.5,
   return path
 
 
+def mean_gray_model(path: pathlib.Path, size: int) -> pathlib.Path:
+  """A real export (trainer.signatures, all signatures) of an untrained
+  model scoring sigmoid(w * mean gray + b), seeded: fast to build, and its
+  answers depend on the pixels."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from trainer import signatures  # pylint: disable=g-import-not-at-top
+  keras.utils.set_random_seed(0)
+  model = keras.Sequential([keras.Input((size, size, 1)),
+                            keras.layers.GlobalAveragePooling2D(),
+                            keras.layers.Dense(1, activation='sigmoid')])
+  signatures.export(model, str(path), size, 0.5, info={'architecture': 'tiny'})
+  return path
+
+
 def break_version(path: pathlib.Path, how: str) -> pathlib.Path:
   """Writes version folder `path` broken as `how` (one of BREAKAGES)."""
   if how == 'a_file':

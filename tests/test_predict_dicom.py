@@ -9,13 +9,12 @@ training), as in test_predict_refusals; predict.main runs in this process.
 """
 import json
 
-import keras
 import pytest
 import tensorflow as tf
 
 import predict
 from testing import dicom as built
-from trainer import signatures
+from testing import serving_folders
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -24,13 +23,8 @@ SIZE = 32
 
 @pytest.fixture(scope='module')
 def model_dir(tmp_path_factory):
-  keras.utils.set_random_seed(0)
-  model = keras.Sequential([keras.Input((SIZE, SIZE, 1)),
-                            keras.layers.GlobalAveragePooling2D(),
-                            keras.layers.Dense(1, activation='sigmoid')])
-  path = tmp_path_factory.mktemp('dicom_model') / 'model'
-  signatures.export(model, str(path), SIZE, 0.5, info={'architecture': 'tiny'})
-  return path
+  return serving_folders.mean_gray_model(
+      tmp_path_factory.mktemp('dicom_model') / 'model', SIZE)
 
 
 @pytest.fixture(scope='module')

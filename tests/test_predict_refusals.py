@@ -8,12 +8,11 @@ training); predict.main runs in this process.
 import json
 import os
 
-import keras
 import pytest
 
 import predict
 from testing import hostile
-from trainer import signatures
+from testing import serving_folders
 
 pytestmark = pytest.mark.timeout(300)  # a FIFO opened would block
 
@@ -22,13 +21,8 @@ SIZE = 32
 
 @pytest.fixture(scope='module')
 def model_dir(tmp_path_factory):
-  keras.utils.set_random_seed(0)
-  model = keras.Sequential([keras.Input((SIZE, SIZE, 1)),
-                            keras.layers.GlobalAveragePooling2D(),
-                            keras.layers.Dense(1, activation='sigmoid')])
-  path = tmp_path_factory.mktemp('refusals') / 'model'
-  signatures.export(model, str(path), SIZE, 0.5, info={'architecture': 'tiny'})
-  return path
+  return serving_folders.mean_gray_model(
+      tmp_path_factory.mktemp('refusals') / 'model', SIZE)
 
 
 @pytest.fixture(scope='module')
