@@ -229,6 +229,9 @@ def train_and_export(train_files: List[str], eval_files: List[str],
     train = data.load_split(train_files, image_size, 'train')
     if settings.shuffle_labels:
       train = data.permute_labels(train, settings.seed)
+    # The warm-up images are read with the split, not after training: the
+    # input files need not outlive loading (a test moves them away).
+    warmup_images = warmup.first_images(eval_files)
     evaluation = data.load_split(eval_files, image_size, 'eval')
     trained, rows = {}, []
     with deterministic_ops(settings.deterministic):
@@ -271,7 +274,7 @@ def train_and_export(train_files: List[str], eval_files: List[str],
             'comparison': rows, 'operating_point': point._asdict(),
             'training_settings': settings.to_dict(),
             'label_names': list(constants.LABEL_NAMES)},
-      calibration=fitted, warmup_images=warmup.first_images(eval_files))
+      calibration=fitted, warmup_images=warmup_images)
   # The comparison also lives beside the exported model.
   beside = os.path.dirname(serving_model_dir.rstrip('/'))
   for ext in layout.TABLE_EXTENSIONS:
