@@ -16,7 +16,11 @@ RUN python -m pip install --no-cache-dir --constraint requirements.lock \
       albumentations==2.0.8 \
       opencv-python-headless==4.11.0.86 \
       kaggle==1.7.4.5 \
-      matplotlib==3.10.9
+      matplotlib==3.10.9 \
+      pydicom==3.0.2 \
+      pylibjpeg==2.1.0 \
+      pylibjpeg-libjpeg==2.2.0 \
+      pylibjpeg-openjpeg==2.3.0
 
 # Code last: it changes most often.
 COPY setup.py local_runner.py kubeflow_runner.py predict.py ./
