@@ -37,7 +37,9 @@ BASE_IMAGE = 'tensorflow/tfx'
 # What our code imports that TFX 1.16 (tfx[kfp] and its dependencies, all in
 # the tensorflow/tfx image) does not bring; the Dockerfile installs these.
 EXTRA_IMAGE_PACKAGES = ('albumentations', 'opencv-python-headless', 'kaggle',
-                        'matplotlib')
+                        'matplotlib', 'pydicom')
+# Not imported by us but by pydicom, to decode compressed DICOM pixel data.
+PIXEL_DATA_HANDLERS = ('pylibjpeg', 'pylibjpeg-libjpeg', 'pylibjpeg-openjpeg')
 # Must stay out of the build context (and so out of the image).
 MUST_IGNORE = ('.venv', 'output', 'data', '.git', '__pycache__',
                '.pytest_cache', 'testing')
@@ -307,7 +309,7 @@ def test_extra_packages_are_installed_and_locked(image):
   installed = {normalize(re.split(r'[\[=]', r)[0])
                for r in _pip_requirements(image)}
   lock = locked()
-  for package in EXTRA_IMAGE_PACKAGES:
+  for package in EXTRA_IMAGE_PACKAGES + PIXEL_DATA_HANDLERS:
     assert package in lock, f'{package} is not in requirements.lock'
     assert package in installed, f'the Dockerfile does not install {package}'
 
