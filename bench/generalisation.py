@@ -87,6 +87,13 @@ VARIANTS: Dict[str, Tuple[str, Dict[str, Any]]] = {
                              'histogram equalisation',
                              {'augmentation_policy': 'acquisition',
                               'intensity_normalisation': 'equalize'}),
+    'clahe': ('contrast-limited adaptive histogram equalisation (8x8 '
+              'regions, clip 2) as the model\'s first layer',
+              {'intensity_normalisation': 'clahe'}),
+    'border_crop': ('8% of the side cut from each edge (markers, text) '
+                    'inside the model', {'border_crop': 0.08}),
+    'clahe_border': ('border crop 8%, then CLAHE',
+                     {'border_crop': 0.08, 'intensity_normalisation': 'clahe'}),
 }
 QUICK = {'image_size': 128, 'epochs': 6, 'patience': 3}
 

@@ -64,7 +64,8 @@ def _members(folder: str, result: Dict[str, Any], every: bool):
     model = models.build_model(
         name, settings.image_size, 100, l2=settings.l2,
         dropout=settings.dropout,
-        intensity_normalisation=settings.intensity_normalisation)
+        intensity_normalisation=settings.intensity_normalisation,
+        border_crop=settings.border_crop)
     model.load_weights(os.path.join(
         folder, 'run', name, 'checkpoints',
         f"epoch-{rows[name]['best_epoch']:03d}.weights.h5"))

@@ -21,7 +21,7 @@ ARCHITECTURES = ('baseline_cnn', 'improved_cnn', 'resnet50')
 # How the learning rate moves within a training phase (trainer/schedules.py).
 LR_SCHEDULES = ('constant', 'cosine', 'plateau')
 # Per-image intensity normalisation at the model's input (trainer/models.py).
-INTENSITY_NORMALISATIONS = ('none', 'equalize')
+INTENSITY_NORMALISATIONS = ('none', 'equalize', 'clahe')
 # Named augmentation policies (trainer/augment_policies.py).
 AUGMENTATION_POLICIES = ('anatomy', 'acquisition')
 # How served probabilities are recalibrated on the eval split
@@ -113,11 +113,17 @@ class TrainingSettings:
   resnet_head_epochs_fraction: float = setting(
       1 / 3, 'share of `epochs` spent on the ResNet50 head, at least 1')
   intensity_normalisation: str = setting(
-      'none', 'none, or equalize: per-image histogram equalisation '
-      '(trainer/preprocessing.equalize_histogram) as the first layer of the '
-      'model, after augmentation, so training, evaluation and serving all '
-      'see it; meant to make another cohort\'s exposure and contrast look '
-      'like ours (issue 10)')
+      'none', 'none, equalize (per-image histogram equalisation, '
+      'trainer/preprocessing.equalize_histogram) or clahe (contrast-limited '
+      'adaptive equalisation in 8x8 regions, preprocessing.clahe) as the '
+      'first layer of the model, after augmentation, so training, evaluation '
+      'and serving all see it; meant to make another cohort\'s exposure and '
+      'contrast look like ours (issue 10)')
+  border_crop: float = setting(
+      0.0, 'fraction of the side cut from each edge of the preprocessed '
+      'image (then resized back), before the intensity normalisation, inside '
+      'the model: markers, text and collimation differ between sites '
+      '(issue 10); 0 = none')
   augmentation_policy: str = setting(
       'anatomy', 'anatomy (positioning and exposure; NORMAL, the minority '
       'class, augmented more) or acquisition (anatomy\'s geometry plus '
@@ -170,6 +176,9 @@ class TrainingSettings:
       raise ValueError(f'unknown augmentation_policy '
                        f'{self.augmentation_policy!r}; choose from '
                        f'{", ".join(AUGMENTATION_POLICIES)}')
+    if not 0.0 <= self.border_crop < 0.5:
+      raise ValueError(f'border_crop must be in [0, 0.5), got '
+                       f'{self.border_crop}')
     _check_positive(self, 'test_time_views')
     if self.calibration not in CALIBRATIONS:
       raise ValueError(f'unknown calibration {self.calibration!r}; choose '

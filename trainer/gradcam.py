@@ -108,6 +108,26 @@ def _explainer(model: keras.Model) -> Tuple[keras.Model, bool]:
   return keras.Model(_inputs(rebuilt), [seen['map'], last]), True
 
 
+def _border(model: keras.Model) -> float:
+  """The fraction a border-crop layer cuts from each edge (0: none)."""
+  for layer in model.layers:
+    if layer.name == models.BORDER_CROP_LAYER:
+      return float(layer.fraction)
+  return 0.0
+
+
+def _placed(term, size, border: float) -> tf.Tensor:
+  """A map of what the model saw, on the uncropped image: the model looked
+  at the central box only, so the map fills that box and the cut border
+  (never seen) gets none."""
+  if not border:
+    return tf.image.resize(term, size, method='bilinear')
+  margin = tf.cast(tf.round(border * tf.cast(size, tf.float32)), tf.int32)
+  inner = tf.image.resize(term, size - 2 * margin, method='bilinear')
+  return tf.pad(inner, [[0, 0], [margin[0], margin[0]],
+                        [margin[1], margin[1]], [0, 0]])
+
+
 def _inputs(model: keras.Model):
   # One input as a tensor, not a list: called with a tensor, Keras would
   # warn about the structure on every call.
@@ -126,6 +146,7 @@ class GradCam(tf.Module):
     self.explainers = [e for e, _ in built]
     self._has_map = [has for _, has in built]
     self._heads = [_head(m) for m in members]
+    self._borders = [_border(m) for m in members]
 
   def _logit(self, last, head) -> tf.Tensor:
     if head is None:
@@ -153,12 +174,12 @@ class GradCam(tf.Module):
       total = tf.reduce_sum(shipped)
     gradients = tape.gradient(total, maps)
     cam = tf.zeros(tf.concat([tf.shape(images)[:3], [1]], 0), tf.float32)
-    for feature_map, gradient in zip(maps, gradients):
+    for feature_map, gradient, border in zip(maps, gradients, self._borders):
       feature_map = tf.cast(feature_map, tf.float32)
       alpha = tf.reduce_sum(tf.cast(gradient, tf.float32), axis=[1, 2],
                             keepdims=True)
       term = tf.reduce_sum(alpha * feature_map, axis=-1, keepdims=True)
-      cam += tf.image.resize(term, size, method='bilinear')
+      cam += _placed(term, size, border)
     cam = tf.nn.relu(cam[..., 0])
     peak = tf.reduce_max(cam, axis=[1, 2], keepdims=True)
     return tf.math.divide_no_nan(cam, peak), shipped

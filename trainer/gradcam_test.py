@@ -110,3 +110,22 @@ def test_explain_signature_equals_the_function(model, both_halves, tmp_path):
       model(decoded, training=False).numpy()[:, 0], atol=1e-5)
   empty = explain(**{constants.EXPLAIN_INPUT: tf.constant([], tf.string)})
   assert empty[constants.HEAT_MAP_OUTPUT].shape.as_list() == [0, SIZE, SIZE]
+
+
+def test_a_border_cropped_model_gets_no_map_on_the_cut_border(both_halves):
+  """The model never saw the border: the map fills the central box (the
+  cropped view, resized back) and the cut frame gets none."""
+  keras.utils.set_random_seed(3)
+  cropped = models.build_model('baseline_cnn', SIZE, 3, border_crop=0.125)
+  heat = gradcam.heat_maps(cropped, both_halves).numpy()
+  margin = SIZE // 8
+  assert heat.shape == (2, SIZE, SIZE)
+  inner = heat[:, margin:-margin, margin:-margin]
+  assert inner.max() == pytest.approx(1.0)
+  frame = heat.copy()
+  frame[:, margin:-margin, margin:-margin] = 0
+  assert frame.max() == 0.0
+  ones = tf.ones([1, 4, 4, 1])
+  placed = gradcam._placed(ones, tf.constant([SIZE, SIZE]), 0.125).numpy()
+  assert placed[0, margin:-margin, margin:-margin].min() == pytest.approx(1.0)
+  assert placed[0, :margin].max() == 0.0

@@ -49,24 +49,61 @@ def bn_momentum_for(steps_per_epoch: int) -> float:
   return float(min(0.99, max(0.5, math.exp(math.log(0.01) / steps))))
 
 
-class HistogramEqualisation(layers.Layer):
-  """trainer/preprocessing.equalize_histogram as the model's first layer
-  (`intensity_normalisation` equalize); no weights."""
-
-  def call(self, images):
-    return preprocessing.equalize_histogram(images)
+class _PerImage(layers.Layer):
+  """A weightless first layer applying one of trainer/preprocessing's
+  per-image transforms, so training, evaluation and serving all see it."""
 
   def compute_output_shape(self, input_shape):
     return input_shape
 
 
-def _normalised(inputs, intensity_normalisation: str):
+class HistogramEqualisation(_PerImage):
+  """preprocessing.equalize_histogram (`intensity_normalisation` equalize)."""
+
+  def call(self, images):
+    return preprocessing.equalize_histogram(images)
+
+
+class Clahe(_PerImage):
+  """preprocessing.clahe (`intensity_normalisation` clahe)."""
+
+  def call(self, images):
+    return preprocessing.clahe(images)
+
+
+class BorderCrop(_PerImage):
+  """preprocessing.crop_border (`border_crop`); trainer/gradcam.py reads
+  `fraction` to place its map back on the uncropped image."""
+
+  def __init__(self, fraction: float, **kwargs):
+    super().__init__(**kwargs)
+    self.fraction = float(fraction)
+
+  def call(self, images):
+    return preprocessing.crop_border(images, self.fraction)
+
+  def get_config(self):
+    return {**super().get_config(), 'fraction': self.fraction}
+
+
+BORDER_CROP_LAYER = 'border_crop'
+_NORMALISERS = {'equalize': ('equalize_histogram', HistogramEqualisation),
+                'clahe': ('clahe', Clahe)}
+
+
+def _input_stage(inputs, intensity_normalisation: str, border_crop: float):
+  """Border crop first (markers and text do not enter the histogram), then
+  the intensity normalisation."""
   if intensity_normalisation not in options.INTENSITY_NORMALISATIONS:
     raise ValueError(f'unknown intensity_normalisation '
                      f'{intensity_normalisation!r}')
-  if intensity_normalisation == 'equalize':
-    return HistogramEqualisation(name='equalize_histogram')(inputs)
-  return inputs
+  x = inputs
+  if border_crop:
+    x = BorderCrop(border_crop, name=BORDER_CROP_LAYER)(x)
+  if intensity_normalisation in _NORMALISERS:
+    name, layer = _NORMALISERS[intensity_normalisation]
+    x = layer(name=name)(x)
+  return x
 
 
 def _conv_block(x, filters: int, improved: bool, bn_momentum: float,
@@ -82,9 +119,9 @@ def _conv_block(x, filters: int, improved: bool, bn_momentum: float,
 
 
 def _cnn(name: str, image_size: int, improved: bool, bn_momentum: float,
-         l2: float, dropout: float, normalisation: str) -> keras.Model:
+         l2: float, dropout: float, stage) -> keras.Model:
   inputs = keras.Input((image_size, image_size, 1), name='image')
-  x = _normalised(inputs, normalisation)
+  x = stage(inputs)
   # A strided stem keeps 224-px training affordable on a CPU.
   x = layers.Conv2D(16, 5, strides=2, padding='same', use_bias=not improved,
                     kernel_regularizer=(keras.regularizers.L2(l2)
@@ -106,9 +143,9 @@ def _cnn(name: str, image_size: int, improved: bool, bn_momentum: float,
 
 
 def _resnet50(image_size: int, weights: Optional[str], bn_momentum: float,
-              dropout: float, normalisation: str) -> keras.Model:
+              dropout: float, stage) -> keras.Model:
   inputs = keras.Input((image_size, image_size, 1), name='image')
-  gray = _normalised(inputs, normalisation)
+  gray = stage(inputs)
   # Grayscale to the 3 identical channels and pixel scale ResNet50 expects.
   x = layers.Concatenate(name='to_rgb')([gray, gray, gray])
   x = layers.Rescaling(255.0)(x)
@@ -154,14 +191,14 @@ def set_fine_tuning(model: keras.Model, trains: str, pretrained: bool = True,
 
 
 # The builders, keyed like trainer/architectures.REGISTRY:
-# (image_size, bn_momentum, l2, dropout, weights, normalisation) -> Model.
+# (image_size, bn_momentum, l2, dropout, weights, input stage) -> Model.
 _BUILDERS = {
-    'baseline_cnn': lambda size, momentum, l2, dropout, weights, norm: _cnn(
-        'baseline_cnn', size, False, momentum, l2, dropout, norm),
-    'improved_cnn': lambda size, momentum, l2, dropout, weights, norm: _cnn(
-        'improved_cnn', size, True, momentum, l2, dropout, norm),
-    'resnet50': lambda size, momentum, l2, dropout, weights, norm: _resnet50(
-        size, weights, momentum, dropout, norm),
+    'baseline_cnn': lambda size, momentum, l2, dropout, weights, stage: _cnn(
+        'baseline_cnn', size, False, momentum, l2, dropout, stage),
+    'improved_cnn': lambda size, momentum, l2, dropout, weights, stage: _cnn(
+        'improved_cnn', size, True, momentum, l2, dropout, stage),
+    'resnet50': lambda size, momentum, l2, dropout, weights, stage: _resnet50(
+        size, weights, momentum, dropout, stage),
 }
 assert tuple(_BUILDERS) == tuple(architectures.REGISTRY)
 
@@ -181,7 +218,8 @@ def build_model(name: str, image_size: int, steps_per_epoch: int,
                 dropout: float = options.TrainingSettings.dropout,
                 resnet_weights: Optional[str] = None,
                 intensity_normalisation: str = (
-                    options.TrainingSettings.intensity_normalisation)
+                    options.TrainingSettings.intensity_normalisation),
+                border_crop: float = options.TrainingSettings.border_crop
                 ) -> keras.Model:
   """The architecture `name` for square images of `image_size` pixels.
 
@@ -193,9 +231,12 @@ def build_model(name: str, image_size: int, steps_per_epoch: int,
     dropout: dropout rate of improved_cnn and the ResNet50 head.
     resnet_weights: 'imagenet', a local weights file, or None (random; for
       smoke tests only). See trainer.resnet_weights.
-    intensity_normalisation: 'none' or 'equalize' (a first layer applying
-      trainer.preprocessing.equalize_histogram).
+    intensity_normalisation: one of options.INTENSITY_NORMALISATIONS (a
+      first layer applying trainer.preprocessing's transform of that name).
+    border_crop: fraction of the side cut from each edge before it (0: none).
   """
   architectures.get(name)  # a clear error for an unknown name
+  stage = lambda inputs: _input_stage(inputs, intensity_normalisation,
+                                      border_crop)
   return _BUILDERS[name](image_size, bn_momentum_for(steps_per_epoch), l2,
-                         dropout, resnet_weights, intensity_normalisation)
+                         dropout, resnet_weights, stage)

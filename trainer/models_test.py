@@ -298,4 +298,20 @@ def test_resnet50_equalizes_before_repeating_the_channel():
 
 def test_unknown_intensity_normalisation_is_refused():
   with pytest.raises(ValueError, match='intensity_normalisation'):
-    _build('improved_cnn', intensity_normalisation='clahe')
+    _build('improved_cnn', intensity_normalisation='gamma')
+
+
+@pytest.mark.parametrize('name', models.ARCHITECTURES)
+def test_border_crop_then_clahe_come_first(name):
+  model = _build(name, resnet_weights=None, intensity_normalisation='clahe',
+                 border_crop=0.1)
+  crop, clahe = model.layers[1:3]
+  assert isinstance(crop, models.BorderCrop) and crop.fraction == 0.1
+  assert crop.name == models.BORDER_CROP_LAYER
+  assert isinstance(clahe, models.Clahe)
+  assert not crop.weights and not clahe.weights
+  images, _ = _batch(2)
+  staged = keras.Model(model.input, clahe.output)(images)
+  np.testing.assert_allclose(
+      np.asarray(staged), np.asarray(preprocessing.clahe(
+          preprocessing.crop_border(images, 0.1))), atol=1e-6)

@@ -111,6 +111,74 @@ def equalize_histogram(images: tf.Tensor) -> tf.Tensor:
   return tf.reshape(equalized, shape)
 
 
+def clahe(images: tf.Tensor, tiles: int = 8,
+          clip_limit: float = 2.0) -> tf.Tensor:
+  """Contrast-limited adaptive histogram equalisation of float images
+  [batch, S, S, 1] in [0, 1] (S a multiple of `tiles`), in TF ops.
+
+  Each of tiles x tiles regions gets its own 256-bin histogram, clipped at
+  clip_limit times the flat bin height (the excess spread evenly: noise in
+  flat regions is not amplified), whose cumulative sum maps intensities; a
+  pixel's value is the bilinear blend of the maps of the four nearest
+  region centres, so no seams. Local rather than global: a dense mediastinum
+  and an over-exposed lung edge are each stretched within their own region.
+  """
+  images = tf.convert_to_tensor(images, tf.float32)
+  side = images.shape[1]
+  if side is None or side % tiles or images.shape[2] != side:
+    raise ValueError(f'clahe needs square images whose side is a multiple '
+                     f'of {tiles}, got {images.shape}')
+  cell = side // tiles
+  batch = tf.shape(images)[0]
+  levels = tf.cast(tf.round(tf.clip_by_value(images[..., 0], 0.0, 1.0)
+                            * 255.0), tf.int32)
+  regions = tf.reshape(levels, [batch, tiles, cell, tiles, cell])
+  regions = tf.reshape(tf.transpose(regions, [0, 1, 3, 2, 4]),
+                       [-1, cell * cell])
+  counts = tf.cast(tf.math.bincount(regions, minlength=256, maxlength=256,
+                                    axis=-1), tf.float32)
+  # A whole count, at least 1, as OpenCV's cv2.createCLAHE counts it.
+  limit = float(max(int(clip_limit * cell * cell / 256.0), 1))
+  excess = tf.reduce_sum(tf.nn.relu(counts - limit), -1, keepdims=True)
+  counts = tf.minimum(counts, limit) + excess / 256.0
+  maps = tf.cumsum(counts, axis=-1) / float(cell * cell)
+  maps = tf.reshape(maps, [batch, tiles * tiles * 256])
+  # Position of each pixel between region centres, clamped at the edges.
+  where = (tf.range(side, dtype=tf.float32) + 0.5) / cell - 0.5
+  low = tf.clip_by_value(tf.floor(where), 0.0, tiles - 1.0)
+  high = tf.minimum(low + 1.0, tiles - 1.0)
+  weight = tf.clip_by_value(where - low, 0.0, 1.0)
+  low, high = tf.cast(low, tf.int32), tf.cast(high, tf.int32)
+
+  def look_up(rows, cols):
+    region = rows[:, None] * tiles + cols[None, :]
+    index = region[None] * 256 + levels
+    return tf.gather(maps, tf.reshape(index, [batch, -1]), batch_dims=1)
+
+  wy = tf.reshape(weight[:, None] + tf.zeros([1, side]), [1, -1])
+  wx = tf.reshape(tf.zeros([side, 1]) + weight[None, :], [1, -1])
+  top = (1 - wx) * look_up(low, low) + wx * look_up(low, high)
+  bottom = (1 - wx) * look_up(high, low) + wx * look_up(high, high)
+  return tf.reshape((1 - wy) * top + wy * bottom, [batch, side, side, 1])
+
+
+def crop_border(images: tf.Tensor, fraction: float) -> tf.Tensor:
+  """The central part of images [batch, S, S, C], `fraction` of the side cut
+  from each edge (where markers, text and collimation sit), resized back to
+  S x S."""
+  if not 0.0 <= fraction < 0.5:
+    raise ValueError(f'border fraction must be in [0, 0.5), got {fraction}')
+  images = tf.convert_to_tensor(images, tf.float32)
+  if fraction == 0.0:
+    return images
+  batch = tf.shape(images)[0]
+  box = tf.constant([[fraction, fraction, 1.0 - fraction, 1.0 - fraction]])
+  cropped = tf.image.crop_and_resize(
+      images, tf.tile(box, [batch, 1]), tf.range(batch),
+      tf.shape(images)[1:3], method='bilinear')
+  return tf.ensure_shape(cropped, images.shape)  # keep the static side
+
+
 def parse_examples(serialized: tf.Tensor):
   """Image bytes and labels of a batch of serialized tf.Examples."""
   features = tf.io.parse_example(serialized, {

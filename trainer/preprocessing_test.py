@@ -276,3 +276,57 @@ def test_a_bomb_is_refused_before_decoding():
   with pytest.raises(tf.errors.InvalidArgumentError,
                      match=constants.IMAGE_REFUSED):
     preprocessing.preprocess_image(raw, SIZE, max_pixels=2999)
+
+
+# --- clahe and crop_border (intensity_normalisation='clahe', border_crop) ----
+def _clahe_batch(side=64):
+  images = [preprocessing.preprocess_image(
+      tf.io.read_file(str(original(channels))), side) for channels in (1, 3)]
+  return tf.stack(images)
+
+
+def test_clahe_agrees_with_opencv_on_real_images():
+  """OpenCV's CLAHE (same 8x8 regions and clip limit 2) as the reference;
+  the two differ only in rounding of the clipped histogram."""
+  import cv2  # pylint: disable=import-outside-toplevel
+  batch = _clahe_batch()
+  ours = preprocessing.clahe(batch).numpy()[..., 0]
+  for image, mine in zip(batch.numpy()[..., 0], ours):
+    gray = np.round(image * 255).astype(np.uint8)
+    reference = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(
+        gray) / 255.0
+    assert np.abs(mine - reference).mean() < 0.03
+    assert np.corrcoef(mine.ravel(), reference.ravel())[0, 1] > 0.99
+    assert 0.0 <= mine.min() and mine.max() <= 1.0
+
+
+def test_clahe_is_local_and_limited():
+  """A dark half and a bright half are each stretched within their own
+  regions (a global equalisation could not lift the dark half's contrast
+  without flattening the bright one); a flat image stays nearly flat."""
+  rng = np.random.default_rng(0)
+  image = np.concatenate([0.1 + 0.02 * rng.random((64, 32)),
+                          0.8 + 0.02 * rng.random((64, 32))], axis=1)
+  out = preprocessing.clahe(image[None, ..., None].astype(np.float32))
+  out = out.numpy()[0, ..., 0]
+  assert out[:, 4:28].std() > 3 * image[:, 4:28].std()
+  assert out[:, 36:60].std() > 3 * image[:, 36:60].std()
+  flat = preprocessing.clahe(np.full((1, 64, 64, 1), 0.5, np.float32))
+  assert np.ptp(flat.numpy()) < 1e-6
+
+
+def test_clahe_refuses_a_side_the_regions_do_not_divide():
+  with pytest.raises(ValueError, match='multiple of 8'):
+    preprocessing.clahe(tf.zeros([1, 60, 60, 1]))
+
+
+def test_crop_border_keeps_the_centre_at_the_same_size():
+  side = 40
+  image = np.zeros((1, side, side, 1), np.float32)
+  image[:, 4:36, 4:36] = 1.0  # a 4-pixel dark frame
+  cropped = preprocessing.crop_border(image, 0.125).numpy()
+  assert cropped.shape == image.shape
+  assert cropped.min() == pytest.approx(1.0)  # the frame is gone
+  np.testing.assert_array_equal(preprocessing.crop_border(image, 0.0), image)
+  with pytest.raises(ValueError, match='border fraction'):
+    preprocessing.crop_border(image, 0.5)

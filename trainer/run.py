@@ -99,7 +99,8 @@ def train_architecture(name: str, train: data.Split, evaluation: data.Split,
   model = models.build_model(
       name, settings.image_size, steps, l2=settings.l2,
       dropout=settings.dropout, resnet_weights=weights,
-      intensity_normalisation=settings.intensity_normalisation)
+      intensity_normalisation=settings.intensity_normalisation,
+      border_crop=settings.border_crop)
   arch_dir = os.path.join(run_dir, name)
   checkpoint_dir = os.path.join(arch_dir, layout.CHECKPOINTS_DIR)
   os.makedirs(checkpoint_dir, exist_ok=True)

@@ -277,3 +277,24 @@ def test_loads_and_serves_without_project_code(model, exported, images,
                     for raw in images])
   np.testing.assert_allclose(served['heat_map'],
                              gradcam.heat_maps(model, batch), atol=1e-4)
+
+
+def test_the_input_stage_is_exported_with_the_model(images, tmp_path):
+  """border_crop and clahe are layers of the model, so the SavedModel's
+  serving graph applies them as the Keras model does (training and serving
+  cannot differ)."""
+  keras.utils.set_random_seed(4)
+  staged = models.build_model('baseline_cnn', SIZE, 10,
+                              intensity_normalisation='clahe',
+                              border_crop=0.1)
+  path = tmp_path / 'staged'
+  signatures.export(staged, str(path), SIZE, 0.5, info=dict(INFO))
+  serve = tf.saved_model.load(str(path)).signatures[
+      constants.SERVING_SIGNATURE]
+  out = serve(**{constants.SERVING_INPUT: tf.constant(images)})
+  np.testing.assert_allclose(out[constants.PROBABILITY_OUTPUT].numpy(),
+                             _expected(staged, images), atol=1e-5)
+  plain = models.build_model('baseline_cnn', SIZE, 10)
+  plain.set_weights(staged.get_weights())
+  assert not np.allclose(_expected(plain, images), _expected(staged, images),
+                         atol=1e-3)
