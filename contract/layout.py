@@ -42,6 +42,10 @@ MODEL_INFO_THRESHOLD_SOURCE = 'threshold_source'
 THRESHOLD_CHOSEN_ON = 'chosen_on'
 THRESHOLD_CHOSEN_ON_TEXT = {'eval': 'eval split',
                             'external': 'external calibration half'}
+# Statistics (TFDV DatasetFeatureStatisticsList, binary) of the train split
+# this version was trained on, copied in by the Pusher: the baseline of the
+# next run's drift check (components/drift_check).
+TRAINING_STATISTICS_FILE = 'assets.extra/training_statistics.pb'
 # TF Serving's warm-up requests (trainer/warmup.py): TF Serving replays this
 # exact path, a TFRecord of PredictionLogs, when it loads a version.
 WARMUP_REQUESTS_FILE = 'assets.extra/tf_serving_warmup_requests'
@@ -69,6 +73,15 @@ IN_MAIN_DATA = 'in_main_data'
 EXTERNAL_EVALUATION_DIR = 'external'
 # The `cohort` of each check in DECISION_FILE.
 COHORT_INTERNAL, COHORT_EXTERNAL = 'internal', 'external'
+
+# --- the drift check (components/drift_check) -------------------------------
+# In its output artifact: every compared feature, its distance, threshold and
+# verdict, and what was done about it.
+DRIFT_REPORT_FILE = 'drift_report.json'
+# The report's `status`: compared and found drift or none, or not compared.
+DRIFT_FOUND, DRIFT_NONE = 'drift', 'no_drift'
+DRIFT_NO_BASELINE = 'no_deployed_model'
+DRIFT_BASELINE_WITHOUT_STATISTICS = 'deployed_model_has_no_statistics'
 
 # --- the push destination (TF Serving's model base path) -------------------
 # Versions are numeric folders; a push is copied into a hidden staging

@@ -13,6 +13,10 @@ SHA256_KEY = 'sha256'  # bytes, hex digest of image_raw (the file's bytes)
 HEIGHT_KEY = 'height'  # int64, pixels of the original
 WIDTH_KEY = 'width'  # int64
 CHANNELS_KEY = 'channels'  # int64, channels of the original (1 or 3)
+# Watched for drift (components/drift_check), never read by the model:
+FILE_FORMAT_KEY = 'file_format'  # bytes: one of FILE_FORMATS, of the source
+MEAN_INTENSITY_KEY = 'mean_intensity'  # float: mean decoded pixel, 0-255
+FILE_FORMATS = ('jpeg', 'png', 'gif', 'bmp', 'dicom')  # as TF decodes
 
 # --- labels -------------------------------------------------------------------
 LABEL_NAMES = ('NORMAL', 'PNEUMONIA')  # index == label value
@@ -26,6 +30,7 @@ DICOM_EXTENSIONS = ('.dcm',)
 # Output splits and their share (hash buckets out of 10), split by patient.
 SPLITS = (('train', 7), ('eval', 2), ('test', 1))
 SPLIT_NAMES = tuple(name for name, _ in SPLITS)
+TRAIN_SPLIT, EVAL_SPLIT, TEST_SPLIT = SPLIT_NAMES
 # An external cohort (another site or period) is never split: all of it is
 # one split of its own Examples artifact, evaluated, never trained on.
 EXTERNAL_SPLIT = 'external'

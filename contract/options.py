@@ -27,6 +27,8 @@ AUGMENTATION_POLICIES = ('anatomy', 'acquisition')
 # How served probabilities are recalibrated on the eval split
 # (trainer/calibration.py).
 CALIBRATIONS = ('none', 'platt', 'temperature')
+# What the drift check does when the new data drifts (components/drift_check).
+ON_DRIFT_WARN, ON_DRIFT_STOP = ON_DRIFT_ACTIONS = ('warn', 'stop')
 
 
 def option(default: Any, help: str, *, runtime: bool = False,  # pylint: disable=redefined-builtin
@@ -74,6 +76,11 @@ class TrainingSettings:
       'eval', 'where the operating threshold is chosen: eval (the eval '
       'split) or external (the calibration half of the external cohort; '
       'external metrics then come from the other half)', runtime=True)
+  # components/drift_check; thresholds: schemas/schema.pbtxt
+  on_drift: str = option(
+      'warn', 'when the training data drifts from the data the deployed '
+      'model was trained on: warn (report it and go on) or stop (the run '
+      'stops before training)', runtime=True)
   shuffle_labels: bool = option(
       False, 'negative control for audits: train on permuted labels (the '
       'evaluation must then refuse the model)')
@@ -194,6 +201,9 @@ class TrainingSettings:
     if not 0 < self.plateau_factor < 1:
       raise ValueError(f'plateau_factor must be in (0, 1): '
                        f'{self.plateau_factor}')
+    if self.on_drift not in ON_DRIFT_ACTIONS:
+      raise ValueError(f'unknown on_drift {self.on_drift!r}; choose from '
+                       f'{", ".join(ON_DRIFT_ACTIONS)}')
     if self.threshold_from not in constants.THRESHOLD_SOURCES:
       raise ValueError(f'unknown threshold_from {self.threshold_from!r}; '
                        f'choose from '

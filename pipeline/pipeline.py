@@ -12,6 +12,7 @@ from tfx import v1 as tfx
 
 from components.anomaly_gate.component import AnomalyGate
 from components.deployed_model.component import DeployedModel
+from components.drift_check.component import DriftCheck
 from components.evaluator.component import OperatingPointEvaluator
 from components.image_example_gen.component import ExternalImageExampleGen
 from components.image_example_gen.component import ImageExampleGen
@@ -90,6 +91,7 @@ def create_pipeline(
   schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
   stages['validate'] = [schema_gen] + _validation(
       example_gen.outputs['examples'], schema_gen.outputs['schema'])
+  statistics = stages['validate'][1].outputs['statistics']
   gates = [stages['validate'][-1]]
 
   runtime = dict(runtime or {})
@@ -101,6 +103,17 @@ def create_pipeline(
   # Where the threshold is chosen: one value (or RuntimeParameter) for the
   # external ingestion (its halves) and SiteCalibration.
   threshold_from = runtime.get('threshold_from', training.threshold_from)
+
+  # The served model, if any: the drift check's and the Evaluator's
+  # baseline. Drift is checked before training, so it can stop the run.
+  deployed = DeployedModel(push_destination=serving_model_dir)
+  drift = DriftCheck(
+      statistics=statistics, schema=schema_gen.outputs['schema'],
+      baseline_model=deployed.outputs['model'],
+      on_drift=runtime.get('on_drift', training.on_drift)).with_id(
+          'DriftCheck')
+  stages['validate'] += [deployed, drift]
+  gates.append(drift)
 
   external = None  # the external cohort's examples
   if external_data_root is not None:
@@ -134,7 +147,6 @@ def create_pipeline(
     stages['train'].append(calibration)
     model = calibration.outputs['calibrated_model']
 
-  deployed = DeployedModel(push_destination=serving_model_dir)
   evaluator = OperatingPointEvaluator(
       examples=example_gen.outputs['examples'],
       model=model,
@@ -144,7 +156,7 @@ def create_pipeline(
       gates=blessing or options.Gates(),
       runtime=_of_group(runtime, options.Gates),
       external_examples=external).with_id('Evaluator')
-  stages['evaluate'] = [deployed, evaluator]
+  stages['evaluate'] = [evaluator]
 
   # Also reads what the pushed version's model card says.
   pusher = Pusher(
@@ -155,7 +167,7 @@ def create_pipeline(
               base_directory=serving_model_dir)),
       evaluation=evaluator.outputs['evaluation'],
       examples=example_gen.outputs['examples'],
-      external_examples=external).with_id('Pusher')
+      external_examples=external, statistics=statistics).with_id('Pusher')
   stages['push'] = [pusher]
 
   included = config.STAGES[:config.STAGES.index(stop_after) + 1]
@@ -177,7 +189,7 @@ def create_pipeline(
         blessing=evaluator.outputs['blessing'],
         baseline_model=deployed.outputs['model'],
         pushed_model=pusher.outputs['pushed_model'] if pushed else None,
-        external_examples=external))
+        external_examples=external, drift=drift.outputs['drift']))
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,
       pipeline_root=pipeline_root,

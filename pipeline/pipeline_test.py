@@ -23,18 +23,16 @@ def _nodes(ir):
   return {n.pipeline_node.node_info.id: n.pipeline_node for n in ir.nodes}
 
 
+_VALIDATE = {'ImageExampleGen', 'ImportSchemaGen', 'StatisticsGen',
+             'ExampleValidator', 'AnomalyGate', 'DeployedModel', 'DriftCheck'}
+
+
 @pytest.mark.parametrize('stop_after, expected', [
     ('ingest', {'ImageExampleGen'}),
-    ('validate', {'ImageExampleGen', 'ImportSchemaGen', 'StatisticsGen',
-                  'ExampleValidator', 'AnomalyGate'}),
-    ('train', {'ImageExampleGen', 'ImportSchemaGen', 'StatisticsGen',
-               'ExampleValidator', 'AnomalyGate', 'Trainer'}),
-    ('evaluate', {'ImageExampleGen', 'ImportSchemaGen', 'StatisticsGen',
-                  'ExampleValidator', 'AnomalyGate', 'Trainer',
-                  'DeployedModel', 'Evaluator', 'RunReport'}),
-    ('push', {'ImageExampleGen', 'ImportSchemaGen', 'StatisticsGen',
-              'ExampleValidator', 'AnomalyGate', 'Trainer', 'DeployedModel',
-              'Evaluator', 'Pusher', 'RunReport'}),
+    ('validate', _VALIDATE),
+    ('train', _VALIDATE | {'Trainer'}),
+    ('evaluate', _VALIDATE | {'Trainer', 'Evaluator', 'RunReport'}),
+    ('push', _VALIDATE | {'Trainer', 'Evaluator', 'Pusher', 'RunReport'}),
 ])
 def test_stop_after_runs_each_stage_and_those_before(stop_after, expected):
   assert set(_nodes(_ir(stop_after))) == expected
@@ -45,9 +43,24 @@ def test_unknown_stage_is_refused():
     _ir('deploy')
 
 
-def test_trainer_waits_for_the_anomaly_gate():
+def test_trainer_waits_for_the_anomaly_gate_and_the_drift_check():
   trainer = _nodes(_ir('train'))['Trainer']
-  assert 'AnomalyGate' in trainer.upstream_nodes
+  assert {'AnomalyGate', 'DriftCheck'} <= set(trainer.upstream_nodes)
+
+
+def test_drift_is_checked_against_the_deployed_model_and_reported():
+  nodes = _nodes(_ir())
+
+  def producers(node_id, key):
+    channels = nodes[node_id].inputs.inputs[key].channels
+    return {c.producer_node_query.id for c in channels}
+  assert producers('DriftCheck', 'statistics') == {'StatisticsGen'}
+  assert producers('DriftCheck', 'baseline_model') == {'DeployedModel'}
+  # The Pusher keeps the statistics in the version: the next run's baseline.
+  assert producers('Pusher', 'statistics') == {'StatisticsGen'}
+  assert producers('RunReport', 'drift') == {'DriftCheck'}
+  on_drift = nodes['DriftCheck'].parameters.parameters['on_drift']
+  assert on_drift.field_value.string_value == 'warn'
 
 
 def test_only_the_present_seeking_nodes_skip_the_cache():

@@ -154,6 +154,13 @@ def _assert_evaluated_as_documented(metadata_path, evaluator, pushed_dir):
         name, matrix, counts)
 
 
+def _latest_drift(metadata):
+  """drift_report.json of the newest DriftCheck execution."""
+  (uri,) = node_executions(metadata, 'DriftCheck')[-1]['outputs']['drift']
+  with open(os.path.join(uri, layout.DRIFT_REPORT_FILE)) as f:
+    return json.load(f)
+
+
 def test_bless_push_then_refuse_a_worse_model(kermany_224, original_sample,
                                               tmp_path):
   data_dir, output_dir = tmp_path / 'data', tmp_path / 'output'
@@ -190,6 +197,11 @@ def test_bless_push_then_refuse_a_worse_model(kermany_224, original_sample,
   assert versions[0] in html_one  # the pushed version is named
   total, broken = browser.broken_images(report_one)
   assert total >= 6 and not broken, broken
+  # Nothing deployed: drift not compared; the push keeps the baseline of the
+  # next check.
+  assert _latest_drift(metadata)['status'] == layout.DRIFT_NO_BASELINE
+  assert os.path.exists(os.path.join(version_one,
+                                     layout.TRAINING_STATISTICS_FILE))
 
   # --- run 2: negative control against the deployed model -----------------
   second = run_cli(args + value_gates + ['--shuffle-labels'])
@@ -212,6 +224,13 @@ def test_bless_push_then_refuse_a_worse_model(kermany_224, original_sample,
   assert re.search(r'auc', html_two, re.I)
   total, broken = browser.broken_images(report_two)
   assert total >= 6 and not broken, broken
+  # The same data as version 1's: compared, and no drift at all.
+  drift = _latest_drift(metadata)
+  assert drift['status'] == layout.DRIFT_NONE, drift
+  assert drift['baseline_version'] == versions[0]
+  assert drift['features'] and all(row['value'] == 0
+                                   for row in drift['features']), drift
+  assert 'id="drift"' in html_two and 'drift-warning' not in html_two
 
   # --- run 3: retraining on a grown data folder ----------------------------
   # Gates that cannot refuse: no value bound and an allowed AUC drop of 1
@@ -247,6 +266,10 @@ def test_bless_push_then_refuse_a_worse_model(kermany_224, original_sample,
   _, html_three = _latest_report(output_dir)
   assert 'NOT BLESSED' not in html_three
   assert served[0] in html_three and served[1] in html_three
+  drift = _latest_drift(metadata)  # the grown data against version 1's
+  assert drift['baseline_version'] == versions[0], drift
+  assert drift['status'] in (layout.DRIFT_NONE, layout.DRIFT_FOUND), drift
+  assert all(row['value'] is not None for row in drift['features']), drift
 
   # --- the served model answers the predict CLI ---------------------------
   image = sorted((original_sample / 'chest_xray' / 'train' / 'NORMAL').glob(

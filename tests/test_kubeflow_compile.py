@@ -18,8 +18,8 @@ from testing.support import run_cli
 STAGE_ORDER = ['ImageExampleGen', 'ExternalExampleGen', 'ImportSchemaGen',
                'StatisticsGen', 'ExampleValidator', 'AnomalyGate',
                'ExternalStatisticsGen', 'ExternalExampleValidator',
-               'ExternalAnomalyGate', 'Trainer', 'SiteCalibration',
-               'DeployedModel', 'Evaluator', 'Pusher', 'RunReport']
+               'ExternalAnomalyGate', 'DeployedModel', 'DriftCheck', 'Trainer',
+               'SiteCalibration', 'Evaluator', 'Pusher', 'RunReport']
 # Each task and what it must (transitively) wait for.
 WIRING = {
     'StatisticsGen': {'ImageExampleGen', 'ImportSchemaGen'},
@@ -29,12 +29,13 @@ WIRING = {
     'ExternalStatisticsGen': {'ExternalExampleGen', 'ImportSchemaGen'},
     'ExternalExampleValidator': {'ExternalStatisticsGen', 'ImportSchemaGen'},
     'ExternalAnomalyGate': {'ExternalExampleValidator'},
-    'Trainer': {'AnomalyGate', 'ExternalAnomalyGate', 'ImageExampleGen',
-                'ImportSchemaGen'},
+    'DriftCheck': {'StatisticsGen', 'ImportSchemaGen', 'DeployedModel'},
+    'Trainer': {'AnomalyGate', 'ExternalAnomalyGate', 'DriftCheck',
+                'ImageExampleGen', 'ImportSchemaGen'},
     'SiteCalibration': {'Trainer', 'ExternalExampleGen'},
     'Evaluator': {'SiteCalibration', 'DeployedModel', 'ImageExampleGen',
                   'ExternalExampleGen'},
-    'Pusher': {'Evaluator', 'Trainer'},
+    'Pusher': {'Evaluator', 'Trainer', 'StatisticsGen'},
     'RunReport': {'Pusher', 'Evaluator', 'Trainer', 'ImageExampleGen',
                   'DeployedModel'},
 }
@@ -186,6 +187,10 @@ def test_compiled_yaml_runs_on_open_source_kfp(compiled):
       'componentInputParameter': 'min_external_auc'}
   assert tasks['ExternalExampleGen']['inputs']['parameters'][
       'input_base'] == {'componentInputParameter': 'external_data_root'}
+  # The drift check's action is the run's, not only the Trainer's copy.
+  assert params['on_drift']['defaultValue'] == 'warn'
+  assert tasks['DriftCheck']['inputs']['parameters']['on_drift'] == {
+      'componentInputParameter': 'on_drift'}
 
   # Ingestion, the deployed-model lookup and the report never come from cache.
   for name in ('ImageExampleGen', 'ExternalExampleGen', 'DeployedModel',

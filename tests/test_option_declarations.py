@@ -27,7 +27,8 @@ def _other_value(field):
     return field.default + 1
   if field.type is float:
     return field.default / 2
-  return {'resnet_weights': 'none', 'threshold_from': 'external'}.get(
+  return {'resnet_weights': 'none', 'threshold_from': 'external',
+          'on_drift': 'stop'}.get(
       field.name, field.default + '-x')
 
 

@@ -29,6 +29,10 @@ def _int_feature(value: int) -> tf.train.Feature:
   return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
 
 
+def _float_feature(value: float) -> tf.train.Feature:
+  return tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+
+
 def to_example(item: Inspected) -> tf.train.Example:
   """The tf.Example of a kept image, without its bytes (see `attach_image`)."""
   return tf.train.Example(features=tf.train.Features(feature={
@@ -41,6 +45,8 @@ def to_example(item: Inspected) -> tf.train.Example:
       constants.HEIGHT_KEY: _int_feature(item.height),
       constants.WIDTH_KEY: _int_feature(item.width),
       constants.CHANNELS_KEY: _int_feature(item.channels),
+      constants.FILE_FORMAT_KEY: _bytes_feature(item.file_format.encode()),
+      constants.MEAN_INTENSITY_KEY: _float_feature(item.mean_intensity),
   }))
 
 

@@ -295,8 +295,10 @@ def test_inspect_good_grayscale_jpeg(tmp_path):
   raw = _encode((72, 70, 1))
   candidate = _candidate(tmp_path, N_TRAIN + 'IM-0001-0001-0002.jpeg', 0, raw)
   inspected = inspection.inspect_image(candidate)
-  assert inspected == inspection.Inspected(candidate, _sha(raw), None,
-                                           'IM-0001', 'normal', 72, 70, 1)
+  pixels = tf.io.decode_jpeg(raw).numpy()
+  assert inspected == inspection.Inspected(
+      candidate, _sha(raw), None, 'IM-0001', 'normal', 72, 70, 1,
+      file_format='jpeg', mean_intensity=round(float(pixels.mean()), 3))
 
 
 def test_inspect_good_rgb_png(tmp_path):
@@ -539,7 +541,12 @@ def test_to_example_holds_metadata_and_attach_image_the_bytes(tmp_path):
   assert set(example.features.feature) == {
       constants.IMAGE_KEY, constants.LABEL_KEY, constants.PATIENT_ID_KEY,
       constants.SUBTYPE_KEY, constants.SOURCE_PATH_KEY, constants.SHA256_KEY,
-      constants.HEIGHT_KEY, constants.WIDTH_KEY, constants.CHANNELS_KEY}
+      constants.HEIGHT_KEY, constants.WIDTH_KEY, constants.CHANNELS_KEY,
+      constants.FILE_FORMAT_KEY, constants.MEAN_INTENSITY_KEY}
+  feature = example.features.feature
+  assert feature[constants.FILE_FORMAT_KEY].bytes_list.value == [b'png']
+  assert feature[constants.MEAN_INTENSITY_KEY].float_list.value[0] == (
+      pytest.approx(tf.io.decode_png(raw).numpy().mean(), abs=1e-3))
   assert example.features.feature[constants.IMAGE_KEY].bytes_list.value == [
       raw]
   assert _example_row(example) == ('x/PNEUMONIA/person42_virus_7 (1).png', 1,

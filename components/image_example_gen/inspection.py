@@ -35,6 +35,9 @@ class Inspected(NamedTuple):
   width: int = 0
   channels: int = 0
   name_error: Optional[str] = None  # this file's name or folder is unusable
+  # Watched for drift, never shown to the model (contract/names.py).
+  file_format: str = ''  # of the file as found: names.FILE_FORMATS
+  mean_intensity: float = 0.0  # mean decoded pixel value, 0-255
 
 
 def _tf_error_text(error: Exception) -> str:
@@ -50,6 +53,12 @@ def decode_shape(raw: bytes) -> Tuple[int, int, int]:
 
   Uses the decoder training and serving use, so whatever passes here trains.
   """
+  return decode_summary(raw)[:3]
+
+
+def decode_summary(raw: bytes) -> Tuple[int, int, int, float]:
+  """`decode_shape` and the mean pixel value (0-255) of the decoded image,
+  which costs little beside the decode itself."""
   if not raw:
     raise ValueError('empty file')
   try:
@@ -59,7 +68,8 @@ def decode_shape(raw: bytes) -> Tuple[int, int, int]:
   height, width, channels = (int(d) for d in image.shape)
   if not height or not width:
     raise ValueError('image has no pixels')
-  return height, width, channels
+  mean = float(tf.reduce_mean(tf.cast(image, tf.float32)))
+  return height, width, channels, mean
 
 
 def inspect_image(candidate: Candidate,
@@ -94,9 +104,13 @@ def inspect_image(candidate: Candidate,
             f'{constants.LABEL_NAMES[candidate.label]}'))
   try:
     # Before decoding: a header may declare gigabytes of pixels.
-    image_file.check_header(raw, limits)
-    height, width, channels = decode_shape(raw)
+    header = image_file.check_header(raw, limits)
+    height, width, channels, mean = decode_summary(raw)
   except ValueError as e:  # image_file.ImageFileError is one
     return Inspected(candidate, sha, str(e), parsed.patient_id, parsed.subtype)
+  # The decoder takes only read_header's formats; 'unknown' is a guard.
+  file_format = 'dicom' if is_dicom else (
+      header.format if header else 'unknown')
   return Inspected(candidate, sha, None, parsed.patient_id, parsed.subtype,
-                   height, width, channels)
+                   height, width, channels, file_format=file_format,
+                   mean_intensity=round(mean, 3))

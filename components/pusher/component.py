@@ -5,7 +5,8 @@ rename), so the Pusher reads what the card says: besides TFX's inputs
 (model, model_blessing), the evaluation (TFMA metrics and plots, the
 blessing decision), the main Examples (their ingestion report) and an
 external cohort's Examples. All three are optional: without one the card
-says what it lacks.
+says what it lacks. The main data's statistics (optional too) go into the
+version as the next drift check's baseline.
 """
 from typing import Optional
 
@@ -24,6 +25,7 @@ from components.pusher import executor
 EVALUATION_KEY = executor.EVALUATION_KEY
 EXAMPLES_KEY = executor.EXAMPLES_KEY
 EXTERNAL_EXAMPLES_KEY = executor.EXTERNAL_EXAMPLES_KEY
+STATISTICS_KEY = executor.STATISTICS_KEY
 
 
 class PusherSpec(specs.PusherSpec):
@@ -34,6 +36,8 @@ class PusherSpec(specs.PusherSpec):
                                      optional=True),
       EXTERNAL_EXAMPLES_KEY: ChannelParameter(
           type=standard_artifacts.Examples, optional=True),
+      STATISTICS_KEY: ChannelParameter(
+          type=standard_artifacts.ExampleStatistics, optional=True),
   })
 
 
@@ -46,11 +50,13 @@ class Pusher(tfx_pusher.Pusher):
                push_destination: pusher_pb2.PushDestination,
                evaluation: Optional[types.BaseChannel] = None,
                examples: Optional[types.BaseChannel] = None,
-               external_examples: Optional[types.BaseChannel] = None):
+               external_examples: Optional[types.BaseChannel] = None,
+               statistics: Optional[types.BaseChannel] = None):
     # TFX's __init__ builds its own spec; ours has more inputs.
     base_component.BaseComponent.__init__(self, spec=PusherSpec(
         model=model, model_blessing=model_blessing,
         push_destination=push_destination,
         pushed_model=types.Channel(type=standard_artifacts.PushedModel),
         **{EVALUATION_KEY: evaluation, EXAMPLES_KEY: examples,
-           EXTERNAL_EXAMPLES_KEY: external_examples}))
+           EXTERNAL_EXAMPLES_KEY: external_examples,
+           STATISTICS_KEY: statistics}))

@@ -17,7 +17,9 @@ assets.extra/, written into the staging folder once the version is chosen
 and before the rename: a served version never changes after it appears.
 The card is built before the copy from what the Pusher is given (the
 evaluation, the Examples, an external cohort's Examples), read with the run
-report's reader; a card that cannot be built fails the push.
+report's reader; a card that cannot be built fails the push. Beside it
+goes the train split's statistics (`layout.TRAINING_STATISTICS_FILE`), the
+baseline the next run's drift check compares its new data with.
 """
 import os
 import time
@@ -27,6 +29,7 @@ from typing import Callable, List, Optional
 from absl import logging
 import tensorflow as tf
 from tfx.components.pusher import executor as tfx_pusher
+from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils
 from tfx.types import standard_component_specs as specs
@@ -39,11 +42,13 @@ from components.model_card import render as card_files
 from components.run_report import reading
 from components.run_report import run as run_lib
 from contract import layout
+from contract import names
 
 # Inputs beyond TFX's, named as the run report names them.
 EVALUATION_KEY = reading.EVALUATION_KEY
 EXAMPLES_KEY = reading.EXAMPLES_KEY
 EXTERNAL_EXAMPLES_KEY = reading.EXTERNAL_EXAMPLES_KEY
+STATISTICS_KEY = specs.STATISTICS_KEY  # the main data's StatisticsGen
 # Called with (the folder becoming the version, its version) before the
 # folder is published: what must be inside the version from the start.
 BeforePublish = Callable[[str, str], None]
@@ -173,6 +178,30 @@ def card_writer(run: run_lib.Run, base_directory: str) -> BeforePublish:
   return write
 
 
+def statistics_writer(statistics) -> BeforePublish:
+  """Writes the train split's statistics into the version; nothing when
+  the Pusher was given no statistics."""
+  if statistics is None:
+    return lambda folder, version: None
+  data = stats_artifact_utils.load_statistics(
+      statistics, names.TRAIN_SPLIT).proto().SerializeToString()
+
+  def write(folder: str, version: str) -> None:
+    del version  # the same statistics whatever the version
+    path = os.path.join(folder, layout.TRAINING_STATISTICS_FILE)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.gfile.GFile(path, 'wb') as f:
+      f.write(data)
+  return write
+
+
+def both(first: BeforePublish, second: BeforePublish) -> BeforePublish:
+  def write(folder: str, version: str) -> None:
+    first(folder, version)
+    second(folder, version)
+  return write
+
+
 class Executor(tfx_pusher.Executor):
 
   def Do(self, input_dict, output_dict, exec_properties):
@@ -190,8 +219,11 @@ class Executor(tfx_pusher.Executor):
     if destination.WhichOneof('destination') != 'filesystem':
       raise NotImplementedError('only filesystem push destinations')
     base = destination.filesystem.base_directory
-    target = publish(self.GetModelPath(input_dict), base, card_writer(
-        read_run(self._context, input_dict), base))
+    statistics = input_dict.get(STATISTICS_KEY)
+    target = publish(self.GetModelPath(input_dict), base, both(
+        card_writer(read_run(self._context, input_dict), base),
+        statistics_writer(artifact_utils.get_single_instance(statistics)
+                          if statistics else None)))
     self._MarkPushed(pushed, pushed_destination=target,
                      pushed_version=os.path.basename(target))
     logging.info('Pushed version %s to %s.', os.path.basename(target), target)

@@ -11,10 +11,13 @@ import pathlib
 import keras
 import pytest
 import tensorflow as tf
+from tensorflow_metadata.proto.v0 import statistics_pb2
 from tfx import v1 as tfx
+from tfx.types import artifact_utils
 from tfx.utils import proto_utils
 
 from components.pusher import executor
+from contract import layout
 from contract import names as constants
 from trainer import models
 from trainer import signatures
@@ -162,7 +165,7 @@ def model_artifact(tmp_path_factory):
   return artifact
 
 
-def _run_executor(model_artifact, blessed, base, tmp_path):
+def _run_executor(model_artifact, blessed, base, tmp_path, statistics=None):
   blessing = tfx.types.standard_artifacts.ModelBlessing()
   blessing.uri = str(tmp_path / 'Evaluator' / 'blessing' / '4')
   blessing.set_int_custom_property('blessed', blessed)
@@ -171,8 +174,11 @@ def _run_executor(model_artifact, blessed, base, tmp_path):
   destination = tfx.proto.PushDestination(
       filesystem=tfx.proto.PushDestination.Filesystem(
           base_directory=str(base)))
+  inputs = {'model': [model_artifact], 'model_blessing': [blessing]}
+  if statistics is not None:
+    inputs['statistics'] = [statistics]
   executor.Executor().Do(
-      {'model': [model_artifact], 'model_blessing': [blessing]},
+      inputs,
       {'pushed_model': [pushed]},
       {'push_destination': proto_utils.proto_to_json(destination)})
   return pushed
@@ -221,6 +227,37 @@ def test_executor_pushes_a_blessed_model(model_artifact, tmp_path):
           tf.zeros([8, 8, 1], tf.uint8)).numpy()])})
   assert outputs[constants.PROBABILITY_OUTPUT].shape == (1,)
   assert float(loaded.threshold.numpy()) == pytest.approx(0.3)
+  # Given no statistics, the version holds none (the next drift check says
+  # it cannot compare).
+  assert layout.TRAINING_STATISTICS_FILE not in pushed_files
+
+
+def _statistics_artifact(folder: pathlib.Path):
+  """StatisticsGen's layout: one FeatureStats.pb per split, the train
+  split's distinguishable from the others."""
+  artifact = tfx.types.standard_artifacts.ExampleStatistics()
+  artifact.uri = str(folder)
+  artifact.split_names = artifact_utils.encode_split_names(
+      list(constants.SPLIT_NAMES))
+  for split in constants.SPLIT_NAMES:
+    stats = statistics_pb2.DatasetFeatureStatisticsList()
+    stats.datasets.add(name=split, num_examples=len(split))
+    path = pathlib.Path(artifact_utils.get_split_uri([artifact], split))
+    path.mkdir(parents=True)
+    (path / 'FeatureStats.pb').write_bytes(stats.SerializeToString())
+  return artifact
+
+
+def test_executor_keeps_the_train_statistics_in_the_version(model_artifact,
+                                                             tmp_path):
+  base = tmp_path / 'serving_model'
+  pushed = _run_executor(model_artifact, 1, base, tmp_path,
+                         _statistics_artifact(tmp_path / 'StatisticsGen'))
+  version = pushed.get_string_custom_property('pushed_version')
+  kept = statistics_pb2.DatasetFeatureStatisticsList()
+  kept.ParseFromString(
+      (base / version / layout.TRAINING_STATISTICS_FILE).read_bytes())
+  assert [d.name for d in kept.datasets] == [constants.TRAIN_SPLIT]
 
 
 # --- leftovers in the serving folder (issue 11 §2) ----------------------------

@@ -40,6 +40,8 @@ class RunReportSpec(ComponentSpec):
           type=standard_artifacts.PushedModel, optional=True),
       reading.EXTERNAL_EXAMPLES_KEY: ChannelParameter(
           type=standard_artifacts.Examples, optional=True),
+      reading.DRIFT_KEY: ChannelParameter(
+          type=standard_artifacts.ExampleAnomalies, optional=True),
   }
   OUTPUTS = {}
 
@@ -56,10 +58,11 @@ class RunReport(base_component.BaseComponent):
                blessing: Optional[types.BaseChannel] = None,
                baseline_model: Optional[types.BaseChannel] = None,
                pushed_model: Optional[types.BaseChannel] = None,
-               external_examples: Optional[types.BaseChannel] = None):
+               external_examples: Optional[types.BaseChannel] = None,
+               drift: Optional[types.BaseChannel] = None):
     super().__init__(spec=RunReportSpec(
         examples=examples, model_run=model_run, model=model,
         evaluation=evaluation, blessing=blessing,
         baseline_model=baseline_model, pushed_model=pushed_model,
-        external_examples=external_examples,
+        external_examples=external_examples, drift=drift,
         reports_dir=reports_dir, pipeline_name=pipeline_name))

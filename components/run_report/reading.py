@@ -31,6 +31,7 @@ BLESSING_KEY = 'blessing'
 BASELINE_KEY = 'baseline_model'
 PUSHED_MODEL_KEY = 'pushed_model'
 EXTERNAL_EXAMPLES_KEY = 'external_examples'
+DRIFT_KEY = 'drift'  # DriftCheck's output (components/drift_check)
 # Listed in Run.inputs always; EXTERNAL_EXAMPLES_KEY only when it holds a
 # cohort (an absent one changes nothing on the page).
 INPUT_KEYS = (EXAMPLES_KEY, MODEL_RUN_KEY, MODEL_KEY, EVALUATION_KEY,
@@ -207,8 +208,15 @@ def read_run(input_dict: Dict[str, List[Any]], pipeline_name: str = '',
     found['pushed'] = _attempt(problems, 'PushedModel',
                                lambda: _pushed(pushed))
 
+  drift = _single(input_dict, DRIFT_KEY)
+  if drift is not None:
+    found['drift'] = _attempt(problems, layout.DRIFT_REPORT_FILE, lambda: (
+        read_json(os.path.join(drift.uri, layout.DRIFT_REPORT_FILE))))
+
   inputs = {key: [a.uri for a in input_dict.get(key) or []]
             for key in INPUT_KEYS}
+  if drift is not None:
+    inputs[DRIFT_KEY] = [drift.uri]
   external = _single(input_dict, EXTERNAL_EXAMPLES_KEY)
   if external is not None:
     found['external_present'] = _attempt(

@@ -64,6 +64,7 @@ class Run:
       layout.IN_MAIN_DATA).
     external_metrics, external_plots, external_baseline_plots: TFMA's, for
       the external cohort (<evaluation>/layout.EXTERNAL_EVALUATION_DIR).
+    drift: drift_report.json of the drift check (None: no such input).
     problems: inputs that could not be read and why.
   """
   pipeline_name: str = ''
@@ -87,4 +88,5 @@ class Run:
   external_metrics: Optional[Metrics] = None
   external_plots: Optional[Plots] = None
   external_baseline_plots: Optional[Plots] = None
+  drift: Optional[Json] = None
   problems: List[str] = dataclasses.field(default_factory=list)

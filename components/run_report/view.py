@@ -11,6 +11,7 @@ from typing import Any, List, Optional, Tuple
 
 from components.run_report import evaluation
 from components.run_report import figures
+from components.run_report import view_drift
 from components.run_report import view_external
 from components.run_report import view_ingestion
 from components.run_report import view_training
@@ -174,6 +175,7 @@ class Report:
   ingestion: Optional[view_ingestion.Ingestion]  # None: no ingestion report
   external: Optional[view_external.External]  # None: no external cohort
   inputs: List[Tuple[str, List[str]]]  # (input key, artifact uris), sorted
+  drift: Optional[view_drift.Drift] = None  # None: no drift check
 
 
 def _header(run: Run) -> Header:
@@ -336,4 +338,4 @@ def build(run: Run) -> Report:
       training=view_training.build(run),
       ingestion=view_ingestion.build(run),
       external=view_external.build(run, TEST_METRICS),
-      inputs=sorted(run.inputs.items()))
+      inputs=sorted(run.inputs.items()), drift=view_drift.build(run))
