@@ -6,49 +6,27 @@ import os
 import pathlib
 
 import pytest
-import tensorflow as tf
-import tensorflow_data_validation as tfdv
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
 from components.drift_check import comparison
 from components.drift_check import executor
-from components.image_example_gen import encoding
-from components.image_example_gen import inspection
-from components.image_example_gen import walk
 from contract import layout
 from contract import names
 from contract import settings as config
+from testing import statistics
 from testing import support
 
 _PER_CLASS = 20  # images of each class per data set (enough for histograms)
 
 
-def _statistics(root: pathlib.Path, out: pathlib.Path, offset: int = 0,
-                count: int = _PER_CLASS):
-  """TFDV statistics of the examples ingestion makes of `root`'s first
-  images of each class, with the curated schema (as StatisticsGen)."""
-  candidates, _ = walk.list_images(str(root))
-  chosen = []
-  for label in (names.NORMAL, names.PNEUMONIA):
-    of_label = sorted((c for c in candidates if c.label == label),
-                      key=lambda c: c.rel_path)
-    chosen += of_label[offset:offset + count]
-  path = out / 'examples.tfrecord'
-  out.mkdir(parents=True)
-  with tf.io.TFRecordWriter(str(path)) as writer:
-    for candidate in chosen:
-      inspected = inspection.inspect_image(candidate)
-      assert inspected.error is None, inspected
-      writer.write(encoding.attach_image(encoding.to_example(inspected),
-                                         str(root)).SerializeToString())
-  return tfdv.generate_statistics_from_tfrecord(
-      str(path), stats_options=tfdv.StatsOptions(schema=_schema()))
+def _statistics(root, out, offset=0, count=_PER_CLASS):
+  return statistics.example_statistics(root, out, offset, count)
 
 
 def _schema():
-  return tfdv.load_schema_text(config.SCHEMA_PATH)
+  return statistics.schema()
 
 
 def _statistics_artifact(stats, folder: pathlib.Path):
