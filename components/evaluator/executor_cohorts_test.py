@@ -27,6 +27,9 @@ from tfx.utils import proto_utils
 from components.evaluator import executor
 from components.evaluator import results
 from components.evaluator import eval_config as evaluation
+from components.image_example_gen import encoding
+from components.image_example_gen import inspection
+from components.image_example_gen import walk
 from contract import layout
 from contract import names
 from contract import options
@@ -65,23 +68,15 @@ def _images(dataset: str, split: str, n_normal: int, n_pneumonia: int):
 
 
 def _example(path: pathlib.Path, label: int) -> bytes:
-  """A tf.Example with every feature of the schema, as ingestion writes it
-  (the Evaluator reads them all through the schema)."""
-  raw = path.read_bytes()
-  height, width, channels = (int(n) for n in tf.image.extract_jpeg_shape(raw))
-  subtype = next((s for s in names.SUBTYPES if s in path.name.lower()),
-                 names.SUBTYPES[0])
-  example = tf.train.Example.FromString(shared_images.serialize(raw, label))
-  feature = example.features.feature
-  for key, value in ((names.PATIENT_ID_KEY, path.stem),
-                     (names.SUBTYPE_KEY, subtype),
-                     (names.SOURCE_PATH_KEY, path.name),
-                     (names.SHA256_KEY, hashlib.sha256(raw).hexdigest())):
-    feature[key].bytes_list.value.append(value.encode())
-  for key, value in ((names.HEIGHT_KEY, height), (names.WIDTH_KEY, width),
-                     (names.CHANNELS_KEY, channels)):
-    feature[key].int64_list.value.append(value)
-  return example.SerializeToString()
+  """The tf.Example ingestion writes for this image (the Evaluator reads
+  every feature through the schema, so the test uses ingestion's own)."""
+  rel_path = f'{names.LABEL_NAMES[label]}/{path.name}'
+  assert path.parent.name == names.LABEL_NAMES[label], path
+  inspected = inspection.inspect_image(walk.Candidate(str(path), rel_path,
+                                                      label))
+  assert inspected.error is None and not inspected.name_error, inspected
+  return encoding.attach_image(encoding.to_example(inspected),
+                               str(path.parent.parent)).SerializeToString()
 
 
 def _examples(root: pathlib.Path, split: str, images, **properties):
