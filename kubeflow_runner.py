@@ -160,6 +160,11 @@ def main(argv=None) -> int:
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
+  problems = cli.beam_problems(args.beam_arg)
+  if problems:
+    print('\n'.join(f'error: {problem}' for problem in problems),
+          file=sys.stderr)
+    return 2
   if args.command == 'compile':
     write_yaml(compile_spec(args), args.output)
     logging.info('Wrote %s (image %s, pipeline root %s).', args.output,

@@ -111,6 +111,7 @@ def main(argv=None) -> int:
   # and all at once, before any stage (or download) starts.
   data_dir = os.path.abspath(args.data_dir)
   training, problems = preflight_training(args)
+  problems += cli.beam_problems(args.beam_arg)
   try:
     kaggle_data.check_source(data_dir)
   except kaggle_data.DataSourceError as e:

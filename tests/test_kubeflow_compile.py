@@ -238,3 +238,13 @@ def test_bad_option_is_refused_before_compiling(tmp_path):
   assert result.returncode == 2
   assert 'vgg16' in result.stderr and 'Traceback' not in result.stderr
   assert not (tmp_path / 'p.yaml').exists()
+
+
+def test_a_runner_that_cannot_run_the_stages_is_refused_before_compiling(
+    tmp_path):
+  result = run_cli(['kubeflow_runner.py', 'compile', '--output',
+                    tmp_path / 'p.yaml', '--beam-arg=--runner=DaskRunner'],
+                   timeout=120)
+  assert result.returncode == 2
+  assert 'DaskRunner' in result.stderr and 'Traceback' not in result.stderr
+  assert not (tmp_path / 'p.yaml').exists()

@@ -119,3 +119,14 @@ def test_make_run_never_shows_or_writes_the_kaggle_key(tmp_path, source):
       assert secret not in content, (path, secret)
   assert kaggle_json.read_bytes().count(_FILE_KEY.encode()) == 1
   assert not (tmp_path / 'out').exists()
+
+
+def test_a_runner_that_cannot_run_the_stages_is_refused_before_any(tmp_path):
+  result = run_cli(['local_runner.py', '--data-dir', tmp_path / 'data',
+                    '--output-dir', tmp_path / 'out',
+                    '--beam-arg=--runner=apache_beam.runners.dask.'
+                    'dask_runner.DaskRunner'], timeout=120)
+  assert result.returncode == 2
+  assert 'DaskRunner' in result.stderr and 'side inputs' in result.stderr
+  assert 'Traceback' not in result.stderr
+  assert not (tmp_path / 'out').exists()
