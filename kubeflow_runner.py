@@ -112,10 +112,10 @@ def _parameter_types() -> Dict[str, type]:
 def build_pipeline(args: argparse.Namespace):
   """create_pipeline(...) with runtime parameters for per-run values;
   returns (pipeline, {name: RuntimeParameter})."""
-  from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
+  from tfx.orchestration import data_types  # pylint: disable=g-import-not-at-top
   from pipeline import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
   types = _parameter_types()
-  params = {name: tfx.dsl.experimental.RuntimeParameter(
+  params = {name: data_types.RuntimeParameter(
       name=name, ptype=types[name], default=value)
             for name, value in runtime_defaults(args).items()}
   root = args.pipeline_root.rstrip('/')

@@ -138,7 +138,8 @@ def main(argv=None) -> int:
 
   # Imported after the data check so a missing dataset fails in a second,
   # not after TensorFlow has loaded.
-  from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
+  from tfx.orchestration import metadata  # pylint: disable=g-import-not-at-top
+  from tfx.orchestration.local import local_dag_runner  # pylint: disable=g-import-not-at-top
   from pipeline import compilation  # pylint: disable=g-import-not-at-top
   from pipeline import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
 
@@ -158,12 +159,12 @@ def main(argv=None) -> int:
       blessing=cli.blessing_from_args(args),
       enable_cache=not args.no_cache,
       metadata_connection_config=(
-          tfx.orchestration.metadata.sqlite_metadata_connection_config(
+          metadata.sqlite_metadata_connection_config(
               paths['metadata_path'])),
       beam_pipeline_args=(config.direct_runner_args(args.workers) +
                           args.beam_arg),
   )
-  runner = tfx.orchestration.LocalDagRunner()
+  runner = local_dag_runner.LocalDagRunner()
   runner.run_with_ir(compilation.compile_for_local(pipeline))
   return 0
 

@@ -19,9 +19,9 @@ import copy
 import tempfile
 from typing import Any, Dict, Iterable, Set
 
-from tfx import v1 as tfx
 from tfx.dsl.compiler import compiler
-from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as kfv2
+from tfx.orchestration import data_types
+from tfx.orchestration import pipeline as tfx_pipeline
 
 from components.deployed_model.component import DeployedModel
 from components.image_example_gen.component import ImageExampleGen
@@ -37,13 +37,13 @@ KFP_NEVER_CACHED = (ImageExampleGen,) + NEVER_CACHED
 _KFP_TYPES = {str: 'STRING', int: 'NUMBER_INTEGER', float: 'NUMBER_DOUBLE'}
 
 
-def node_ids(pipeline: tfx.dsl.Pipeline, classes: Iterable[type]) -> Set[str]:
+def node_ids(pipeline: tfx_pipeline.Pipeline, classes: Iterable[type]) -> Set[str]:
   """Ids of the pipeline's nodes that are instances of `classes`."""
   return {component.id for component in pipeline.components
           if isinstance(component, tuple(classes))}
 
 
-def compile_for_local(pipeline: tfx.dsl.Pipeline):
+def compile_for_local(pipeline: tfx_pipeline.Pipeline):
   """Pipeline IR for the LocalDagRunner; NEVER_CACHED nodes skip the cache."""
   ir = compiler.Compiler().compile(pipeline)
   never = node_ids(pipeline, NEVER_CACHED)
@@ -54,12 +54,14 @@ def compile_for_local(pipeline: tfx.dsl.Pipeline):
 
 
 def compile_for_kubeflow(
-    pipeline: tfx.dsl.Pipeline, image: str,
-    parameters: Dict[str, tfx.dsl.experimental.RuntimeParameter]
+    pipeline: tfx_pipeline.Pipeline, image: str,
+    parameters: Dict[str, data_types.RuntimeParameter]
 ) -> Dict[str, Any]:
   """The KFP v2 PipelineSpec (dict), ready for open-source KFP: no resolver
   task, KFP_NEVER_CACHED nodes' caching off, the runtime `parameters`
   declared with their types and defaults."""
+  # Here, not at the top: the local runner need not import KFP's compiler.
+  from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as kfv2  # pylint: disable=g-import-not-at-top
   with tempfile.TemporaryDirectory() as tmp:
     runner = kfv2.KubeflowV2DagRunner(
         config=kfv2.KubeflowV2DagRunnerConfig(

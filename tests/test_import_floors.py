@@ -191,3 +191,34 @@ def test_the_checker_reports_a_violation(path, source, expected):
 ])
 def test_the_checker_allows_lower_floors_and_own_package(path, source):
   assert not find_violations([(path, source)], _MODULES)
+
+
+def tfx_v1_imports(path: str, source: str) -> List[int]:
+  """Lines of `path` that import the `tfx.v1` API."""
+  lines = []
+  for node in ast.walk(ast.parse(source, filename=path)):
+    if isinstance(node, ast.Import):
+      names = [alias.name for alias in node.names]
+    elif isinstance(node, ast.ImportFrom) and not node.level:
+      names = [node.module or ''] + [f'{node.module}.{alias.name}'
+                                     for alias in node.names]
+    else:
+      continue
+    if any(name == 'tfx.v1' or name.startswith('tfx.v1.') for name in names):
+      lines.append(node.lineno)
+  return lines
+
+
+def test_code_that_runs_the_pipeline_does_not_import_tfx_v1():
+  """`tfx.v1` also imports TFX's Google Cloud extensions (aiplatform, ~11 s
+  per process start, bench/stages): product code imports TFX's modules."""
+  found = [f'{path}:{line}' for path, source in _read(repository_files())
+           if not is_test_module(module_name(path))
+           and floor_of(module_name(path)) is not None
+           and module_name(path).split('.')[0] not in ('bench', 'testing')
+           for line in tfx_v1_imports(path, source)]
+  assert not found, found
+  assert tfx_v1_imports('x.py', 'from tfx import v1 as tfx') == [1]
+  assert tfx_v1_imports('x.py', 'import tfx.v1.dsl') == [1]
+  assert tfx_v1_imports('x.py', 'from tfx.v1 import dsl') == [1]
+  assert tfx_v1_imports('x.py', 'from tfx.components import Pusher') == []
