@@ -33,12 +33,15 @@ env: $(STAMP)
 # The environment is rebuilt whenever the lock changes. Everything comes from
 # requirements.lock; the repository root is put on the path with a .pth file so
 # dotted paths such as trainer.run.run_fn resolve in Beam workers too.
+# Bytecode is compiled once, at install: uv does not by default, and nothing
+# may write it later (PYTHONDONTWRITEBYTECODE), so every process would compile
+# TF and TFX from source again (~10 s more per start; README, bench/stages).
 $(STAMP): requirements.lock .python-version
 	@test -n "$(BOOTSTRAP_PYTHON)" || { echo "Python $(PYTHON_VERSION) not found (install it with pyenv)"; exit 1; }
 	@$(BOOTSTRAP_PYTHON) -c 'import sys; v="$(PYTHON_VERSION)".split("."); sys.exit(0 if list(map(str, sys.version_info[:2])) == v[:2] else "need Python $(PYTHON_VERSION), found " + sys.version.split()[0])'
 	test -x $(PY) || $(BOOTSTRAP_PYTHON) -m venv $(VENV)
 	test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(UV) pip sync --quiet --python $(PY) requirements.lock
+	$(UV) pip sync --quiet --compile-bytecode --python $(PY) requirements.lock
 	$(PY) -c 'import site, os; open(os.path.join(site.getsitepackages()[0], "pneumonia_pipeline.pth"), "w").write(os.getcwd() + "\n")'
 	touch $(STAMP)
 

@@ -130,3 +130,13 @@ def test_a_runner_that_cannot_run_the_stages_is_refused_before_any(tmp_path):
   assert 'DaskRunner' in result.stderr and 'side inputs' in result.stderr
   assert 'Traceback' not in result.stderr
   assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('package', ['tensorflow', 'tfx', 'apache_beam',
+                                     'tensorflow_model_analysis'])
+def test_the_environment_holds_bytecode_so_a_run_starts_fast(package):
+  """make env compiles bytecode once (Makefile): without it each process
+  compiles these packages from source, ~10 s per start (README)."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  origin = importlib.util.find_spec(package).origin
+  assert os.path.exists(importlib.util.cache_from_source(origin)), origin
