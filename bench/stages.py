@@ -21,7 +21,8 @@ from typing import Dict
 
 from contract import settings as config
 from testing import images
-from testing.support import REPO, require_shared_data, run_cli
+from testing.support import (REPO, each_node_execution, read_only_store,
+                             require_shared_data, run_cli)
 
 ARGS = ['--profile', 'quick', '--image-size', '32', '--epochs', '1',
         '--architectures', 'baseline_cnn', '--batch-size', '16',
@@ -30,19 +31,10 @@ ARGS = ['--profile', 'quick', '--image-size', '32', '--epochs', '1',
 
 def stage_seconds(metadata_path) -> Dict[str, float]:
   """{node id: seconds from its execution's creation to its last update}."""
-  from ml_metadata.metadata_store import metadata_store  # pylint: disable=g-import-not-at-top
-  from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
-  connection = metadata_store_pb2.ConnectionConfig()
-  connection.sqlite.filename_uri = str(metadata_path)
-  connection.sqlite.connection_mode = 1  # READONLY
-  store = metadata_store.MetadataStore(connection)
-  seconds = {}
-  for context in store.get_contexts_by_type('node'):
-    node = context.name.rsplit('.', 1)[-1]
-    for execution in store.get_executions_by_context(context.id):
-      seconds[node] = (execution.last_update_time_since_epoch -
-                       execution.create_time_since_epoch) / 1000
-  return seconds
+  return {node: (execution.last_update_time_since_epoch -
+                 execution.create_time_since_epoch) / 1000
+          for node, execution in each_node_execution(
+              read_only_store(metadata_path))}
 
 
 def run(count: int, root: pathlib.Path):

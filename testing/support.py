@@ -48,20 +48,31 @@ def run_cli(args, env=None, timeout=1500) -> subprocess.CompletedProcess:
                         timeout=timeout)
 
 
-def executions(metadata_path) -> list:
-  """(node id, state) of every execution in an MLMD store, oldest first;
-  state is e.g. 'COMPLETE', 'CACHED' or 'FAILED'."""
+def read_only_store(metadata_path):
+  """The local runner's MLMD store (SQLite), opened read-only."""
   from ml_metadata.metadata_store import metadata_store  # pylint: disable=g-import-not-at-top
   from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
   config = metadata_store_pb2.ConnectionConfig()
   config.sqlite.filename_uri = str(metadata_path)
   config.sqlite.connection_mode = 1  # READONLY
-  store = metadata_store.MetadataStore(config)
-  node_of = {}
+  return metadata_store.MetadataStore(config)
+
+
+def each_node_execution(store):
+  """(node id, execution) of every execution of every node in `store`."""
   for context in store.get_contexts_by_type('node'):
     node = context.name.rsplit('.', 1)[-1]  # '<pipeline>.<node id>'
     for execution in store.get_executions_by_context(context.id):
-      node_of[execution.id] = node
+      yield node, execution
+
+
+def executions(metadata_path) -> list:
+  """(node id, state) of every execution in an MLMD store, oldest first;
+  state is e.g. 'COMPLETE', 'CACHED' or 'FAILED'."""
+  from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
+  store = read_only_store(metadata_path)
+  node_of = {execution.id: node
+             for node, execution in each_node_execution(store)}
   return [(node_of.get(execution.id, execution.type.rsplit('.', 1)[-1]),
            metadata_store_pb2.Execution.State.Name(execution.last_known_state))
           for execution in sorted(store.get_executions(), key=lambda e: e.id)]
@@ -71,15 +82,10 @@ def node_executions(metadata_path, node) -> list:
   """Every execution of one pipeline node in an MLMD store, oldest first:
   {'state', 'properties' (execution parameters, as stored), 'inputs' and
   'outputs' ({channel key: [artifact uri]})}."""
-  from ml_metadata.metadata_store import metadata_store  # pylint: disable=g-import-not-at-top
   from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
-  config = metadata_store_pb2.ConnectionConfig()
-  config.sqlite.filename_uri = str(metadata_path)
-  config.sqlite.connection_mode = 1  # READONLY
-  store = metadata_store.MetadataStore(config)
-  ids = sorted({e.id for c in store.get_contexts_by_type('node')
-                if c.name.rsplit('.', 1)[-1] == node
-                for e in store.get_executions_by_context(c.id)})
+  store = read_only_store(metadata_path)
+  ids = sorted({e.id for name, e in each_node_execution(store)
+                if name == node})
   sides = {metadata_store_pb2.Event.INPUT: 'inputs',
            metadata_store_pb2.Event.OUTPUT: 'outputs'}
   found = []
