@@ -1,0 +1,77 @@
+"""The whole pipeline on all of kermany-224: per-stage wall time, the share
+of training, and the blessing checks on both cohorts.
+
+Runs `local_runner.py` with its defaults and one profile on
+../shared/data/kermany-224 (5,216 images) with
+../shared/data/kermany-224-external as the external cohort (scored only,
+never trained on), `--resnet-weights none` (no ImageNet download here), then
+reads every stage's time from ML Metadata and the Evaluator's
+blessing_decision.json. The full profile takes hours here; quick minutes.
+
+  python -m bench.pipeline [--profile quick] [-- EXTRA LOCAL_RUNNER ARGS]
+"""
+import argparse
+import glob
+import json
+import os
+import tempfile
+import time
+
+from bench.stages import stage_seconds
+from contract import layout
+from contract import settings as config
+from testing.support import REPO, require_shared_data, run_cli
+
+
+def decision(pipeline_root: str) -> dict:
+  """The newest blessing_decision.json under the pipeline root."""
+  found = glob.glob(os.path.join(pipeline_root, 'Evaluator', 'evaluation',
+                                 '*', layout.DECISION_FILE))
+  if not found:
+    return {}
+  with open(max(found, key=os.path.getmtime)) as f:
+    return json.load(f)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--profile', default='quick')
+  parser.add_argument('extra', nargs='*', help='more local_runner args')
+  args = parser.parse_args()
+  data = require_shared_data('kermany-224')
+  external = require_shared_data('kermany-224-external')
+  with tempfile.TemporaryDirectory(dir=REPO.parent) as tmp:
+    command = ['local_runner.py', '--data-dir', data, '--external-data-dir',
+               external, '--output-dir', tmp, '--profile', args.profile,
+               '--resnet-weights', 'none', *args.extra]
+    start = time.perf_counter()
+    result = run_cli(command, timeout=6 * 3600)
+    wall = time.perf_counter() - start
+    paths = config.output_paths(tmp)
+    seconds = stage_seconds(paths['metadata_path'])
+    found = decision(paths['pipeline_root'])
+  print(f'{len(seconds)} stages, exit code {result.returncode}, '
+        f'{" ".join(map(str, command[1:]))}'.replace(tmp, 'OUT'))
+  if result.returncode:
+    print(result.stderr[-3000:])
+  trainer = seconds.get('Trainer', 0.0)
+  print(f'\nwhole run {wall / 60:.1f} min; training {trainer / 60:.1f} min '
+        f'({trainer / wall:.0%} of the run)\n')
+  print('| stage | s | share of the run |\n|---|---|---|')
+  for node in sorted(seconds, key=lambda n: -seconds[n]):
+    print(f'| {node} | {seconds[node]:.1f} | {seconds[node] / wall:.1%} |')
+  outside = wall - sum(seconds.values())
+  print(f'| (start-up, compilation, between stages) | {outside:.1f} | '
+        f'{outside / wall:.1%} |')
+  if found:
+    print(f"\nexported {found.get('architecture')}, threshold "
+          f"{found.get('threshold')}, blessed {found.get('blessed')}")
+    for check in found.get('checks', []):
+      value = check.get('value')
+      print(f"  {check['cohort']:8s} {check['metric']:24s} {check['kind']:6s}"
+            f" {value if value is None else round(value, 4)}"
+            f"  (bound {check.get('bound')}, passed {check['passed']})")
+
+
+if __name__ == '__main__':
+  main()
