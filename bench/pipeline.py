@@ -6,7 +6,10 @@ Runs `local_runner.py` with its defaults and one profile on
 ../shared/data/kermany-224-external as the external cohort (scored only,
 never trained on), `--resnet-weights none` (no ImageNet download here), then
 reads every stage's time from ML Metadata and the Evaluator's
-blessing_decision.json. The full profile takes hours here; quick minutes.
+blessing_decision.json, prints the Trainer's architecture comparison (epochs,
+why each stopped, minutes) and scores the exported model as a user calls it
+(`serving_default`) on the internal test split and on the external cohort:
+AUC, sensitivity and specificity at its shipped threshold.
 
   python -m bench.pipeline [--profile quick] [-- EXTRA LOCAL_RUNNER ARGS]
 """
@@ -17,6 +20,8 @@ import os
 import tempfile
 import time
 
+from bench import generalisation_data
+from bench import generalisation_scoring
 from bench.stages import stage_seconds
 from contract import layout
 from contract import settings as config
@@ -31,6 +36,60 @@ def decision(pipeline_root: str) -> dict:
     return {}
   with open(max(found, key=os.path.getmtime)) as f:
     return json.load(f)
+
+
+def _newest(pattern: str) -> str:
+  found = glob.glob(pattern)
+  return max(found, key=os.path.getmtime) if found else ''
+
+
+def comparison(pipeline_root: str) -> list:
+  """The Trainer's comparison rows (empty if it did not run)."""
+  run_dir = _newest(os.path.join(pipeline_root, 'Trainer', 'model_run', '*'))
+  if not run_dir:
+    return []
+  with open(layout.comparison_file(run_dir)) as f:
+    return json.load(f)
+
+
+def cohorts(pipeline_root: str, external: str) -> dict:
+  """{cohort: metrics} of the Trainer's exported model through
+  serving_default at its shipped threshold."""
+  model = _newest(os.path.join(pipeline_root, 'Trainer', 'model', '*',
+                               'Format-Serving'))
+  examples = _newest(os.path.join(pipeline_root, 'ImageExampleGen',
+                                  'examples', '*'))
+  if not (model and examples):
+    return {}
+  with open(os.path.join(model, layout.MODEL_INFO_FILE)) as f:
+    info = json.load(f)
+  raws, labels = generalisation_data.test_split(examples)
+  external_raws, external_labels, _ = generalisation_data.external_cohort(
+      external)
+  return {
+      layout.COHORT_INTERNAL: generalisation_scoring.cohort_metrics(
+          model, raws, labels, info),
+      layout.COHORT_EXTERNAL: generalisation_scoring.cohort_metrics(
+          model, external_raws, external_labels, info)}
+
+
+def print_training(rows: list, scored: dict) -> None:
+  if rows:
+    print('\n| architecture | val AUC | best epoch | epochs run | stopped by '
+          '| min | selected |\n|---|---|---|---|---|---|---|')
+    for r in rows:
+      print(f"| {r['architecture']} | {r['val_auc']:.4f} | {r['best_epoch']} "
+            f"| {r['epochs_run']} | {layout.stopped_by_text(r)} | "
+            f"{r['seconds'] / 60:.1f} | {'yes' if r['selected'] else ''} |")
+  if scored:
+    print('\n| cohort (serving_default, shipped threshold) | images | AUC | '
+          'sensitivity | specificity |\n|---|---|---|---|---|')
+    for cohort, m in scored.items():
+      print(f"| {cohort} | {m['images']} | {m['auc']:.4f} | "
+            f"{m['sensitivity']:.3f} | {m['specificity']:.3f} |")
+    gap = (scored[layout.COHORT_INTERNAL]['auc'] -
+           scored[layout.COHORT_EXTERNAL]['auc'])
+    print(f'internal AUC minus external AUC: {gap:.4f}')
 
 
 def main():
@@ -50,6 +109,8 @@ def main():
     paths = config.output_paths(tmp)
     seconds = stage_seconds(paths['metadata_path'])
     found = decision(paths['pipeline_root'])
+    rows = comparison(paths['pipeline_root'])
+    scored = cohorts(paths['pipeline_root'], str(external))
   print(f'{len(seconds)} stages, exit code {result.returncode}, '
         f'{" ".join(map(str, command[1:]))}'.replace(tmp, 'OUT'))
   if result.returncode:
@@ -63,6 +124,7 @@ def main():
   outside = wall - sum(seconds.values())
   print(f'| (start-up, compilation, between stages) | {outside:.1f} | '
         f'{outside / wall:.1%} |')
+  print_training(rows, scored)
   if found:
     print(f"\nexported {found.get('architecture')}, threshold "
           f"{found.get('threshold')}, blessed {found.get('blessed')}")

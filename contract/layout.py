@@ -29,6 +29,21 @@ def comparison_file(folder: str, extension: str = 'json') -> str:
   return os.path.join(folder, f'{COMPARISON_STEM}.{extension}')
 
 
+# Why an architecture's training ended: a comparison row's `stopped_by`
+# (trainer/race.py), and `race_leader` when the race stopped it.
+STOPPED_BY_EPOCHS = 'epochs'  # every epoch ran
+STOPPED_BY_PATIENCE = 'patience'  # early stopping: no better val AUC
+STOPPED_BY_RACE = 'race'  # behind the leader
+STOPPED_BY = (STOPPED_BY_EPOCHS, STOPPED_BY_PATIENCE, STOPPED_BY_RACE)
+
+
+def stopped_by_text(row: dict) -> str:
+  """A comparison row's reason in words, e.g. 'race: behind improved_cnn'."""
+  why = row.get('stopped_by') or ''
+  leader = row.get('race_leader')
+  return f'{why}: behind {leader}' if why == STOPPED_BY_RACE and leader else why
+
+
 # --- inside an exported SavedModel -----------------------------------------
 SAVED_MODEL_FILE = 'saved_model.pb'
 # Architecture, image size, threshold, comparison (trainer/signatures.py).

@@ -18,6 +18,9 @@ from typing import Any, Dict, List, Optional, Tuple, Type
 from contract import names as constants
 
 ARCHITECTURES = ('baseline_cnn', 'improved_cnn', 'resnet50')
+# The order they train in by default: a cheap, strong one first, so that it
+# leads the race (trainer/race.py) and the others stop early when behind it.
+DEFAULT_ARCHITECTURES = ('improved_cnn', 'baseline_cnn', 'resnet50')
 # How the learning rate moves within a training phase (trainer/schedules.py).
 LR_SCHEDULES = ('constant', 'cosine', 'plateau')
 # Per-image intensity normalisation at the model's input (trainer/models.py).
@@ -55,8 +58,9 @@ class TrainingSettings:
   GROUP = ('training', 'The profile sets defaults; each option overrides it.')
 
   architectures: Tuple[str, ...] = option(
-      ARCHITECTURES, 'comma-separated, from ' + ','.join(ARCHITECTURES) +
-      '; the best on validation AUC is exported',
+      DEFAULT_ARCHITECTURES, 'comma-separated, from ' +
+      ','.join(ARCHITECTURES) + ', trained in this order; the best on '
+      'validation AUC is exported',
       runtime=True)
   image_size: int = option(224, 'side of the square model input in pixels',
                            runtime=True)
@@ -85,6 +89,12 @@ class TrainingSettings:
       False, 'negative control for audits: train on permuted labels (the '
       'evaluation must then refuse the model)')
   patience: int = setting(5, 'early-stopping patience, in epochs')
+  # trainer/race.py
+  race_after_epochs: int = option(
+      2, 'from this epoch on, an architecture stops when its best validation '
+      'AUC is below that of the best architecture trained before it by the '
+      'same epoch (it is not expected to be selected); 0 trains every '
+      'architecture to the end', runtime=True)
   learning_rate: float = setting(1e-3, 'Adam learning rate')
   # trainer/schedules.py: within each phase, from its learning rate.
   # bench/generalisation --quick (3 seeds): cosine did not beat constant by
@@ -172,6 +182,7 @@ class TrainingSettings:
                        f'{", ".join(ARCHITECTURES)}')
     _check_positive(self, 'image_size', minimum=32)
     _check_positive(self, 'epochs', 'batch_size')
+    _check_positive(self, 'race_after_epochs', minimum=0)
     if self.lr_schedule not in LR_SCHEDULES:
       raise ValueError(f'unknown lr_schedule {self.lr_schedule!r}; choose '
                        f'from {", ".join(LR_SCHEDULES)}')

@@ -20,7 +20,7 @@ def test_settings_are_frozen_and_validated():
   for bad in ({'architectures': ['vgg16']}, {'architectures': []},
               {'image_size': 16}, {'epochs': 0}, {'batch_size': 0},
               {'augmentation_policy': 'cutmix'}, {'label_smoothing': 1.0},
-              {'label_smoothing': -0.1}):
+              {'label_smoothing': -0.1}, {'race_after_epochs': -1}):
     with pytest.raises(ValueError):
       options.TrainingSettings(**bad)
   with pytest.raises(ValueError, match='unknown training settings'):

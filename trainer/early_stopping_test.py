@@ -120,3 +120,63 @@ def test_early_stopping_stops_and_keeps_the_best_epochs_weights(tmp_path):
   scores = model.predict(data.evaluation_batches(evaluation, BATCH),
                          verbose=0)
   assert script.auc(scores) == pytest.approx(best, abs=1e-4)
+
+
+def _train_scripted(name, high_epochs, settings, train, evaluation, run_dir,
+                    race):
+  """train_architecture with the val AUC's direction scripted per epoch."""
+  script = _ValidationScript(evaluation, high_epochs=high_epochs)
+  for_phase = run.schedules.for_phase
+
+  def with_script(*args, **kwargs):
+    rate, callbacks = for_phase(*args, **kwargs)
+    return rate, callbacks + [script]
+
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(run.schedules, 'for_phase', with_script)
+    with run.deterministic_ops(True):
+      _, row = run.train_architecture(name, train, evaluation, settings,
+                                      run_dir, None, race)
+  return row, _read_json(os.path.join(run_dir, name, 'history.json'))
+
+
+@pytest.mark.parametrize('after', [2, 0])
+def test_race_stops_a_challenger_behind_the_leader(tmp_path, after):
+  """The leader's val AUC is above 0.5 at every epoch, the challenger's
+  below (_ValidationScript): with race_after_epochs 2 the real
+  train_architecture stops the challenger after epoch 2 of 5 and says why
+  and behind whom; with 0 it runs all 5. The leader itself is never raced."""
+  settings = options.training_settings(
+      'quick', image_size=SIZE, epochs=5, batch_size=BATCH, patience=10,
+      architectures=['baseline_cnn', 'improved_cnn'], race_after_epochs=after,
+      log_every_seconds=1000.0)
+  train = data.load_split(shared_images.write_split(
+      tmp_path / 'train', 'train', shared_images.real_images(8, 8)),
+                          SIZE, 'train')
+  evaluation = data.load_split(shared_images.write_split(
+      tmp_path / 'eval', 'eval', shared_images.real_images(8, 8, offset=8)),
+                               SIZE, 'eval')
+  contest = run.race_lib.Race(settings.race_after_epochs)
+  leader, leader_history = _train_scripted(
+      'baseline_cnn', range(1, 6), settings, train, evaluation,
+      str(tmp_path / 'run'), contest)
+  assert (leader['stopped_by'], leader['race_leader']) == ('epochs', '')
+  assert leader['epochs_run'] == 5
+  assert min(h['val_auc'] for h in leader_history) > 0.5
+  assert contest.leader == 'baseline_cnn'
+
+  challenger, history = _train_scripted(
+      'improved_cnn', [], settings, train, evaluation, str(tmp_path / 'run'),
+      contest)
+  assert max(h['val_auc'] for h in history) < 0.5
+  if after:
+    assert challenger['epochs_run'] == len(history) == after
+    assert challenger['stopped_by'] == 'race'
+    assert challenger['race_leader'] == 'baseline_cnn'
+    assert 'race: behind baseline_cnn' in run.records.comparison_markdown(
+        [leader, challenger])
+  else:
+    assert challenger['epochs_run'] == len(history) == 5
+    assert (challenger['stopped_by'], challenger['race_leader']) == (
+        'epochs', '')
+  assert contest.leader == 'baseline_cnn'  # a lower best does not lead

@@ -15,7 +15,8 @@ HISTORY_FIELDS = ('epoch', 'phase', 'loss', 'accuracy', 'auc', 'val_loss',
                   'val_accuracy', 'val_auc', 'learning_rate', 'seconds',
                   'images_per_second')
 COMPARISON_FIELDS = ('architecture', 'selected', 'val_auc', 'val_accuracy',
-                     'val_loss', 'best_epoch', 'epochs_run', 'train_auc',
+                     'val_loss', 'best_epoch', 'epochs_run', 'stopped_by',
+                     'race_leader', 'train_auc',
                      'parameters', 'seconds', 'images_per_second')
 
 
@@ -70,12 +71,13 @@ def write_table(path_without_ext: str, rows: List[Dict[str, Any]],
 
 def comparison_markdown(rows: List[Dict[str, Any]]) -> str:
   header = ('| architecture | val AUC | val accuracy | val loss | best epoch '
-            '| epochs run | parameters | minutes | selected |')
-  lines = [header, '|' + '---|' * 9]
+            '| epochs run | stopped by | parameters | minutes | selected |')
+  lines = [header, '|' + '---|' * 10]
   for r in rows:
     lines.append(
         f"| {r['architecture']} | {r['val_auc']:.4f} | {r['val_accuracy']:.4f}"
         f" | {r['val_loss']:.4f} | {r['best_epoch']} | {r['epochs_run']} | "
+        f"{layout.stopped_by_text(r)} | "
         f"{r['parameters']:,} | {r['seconds'] / 60:.1f} | "
         f"{'**yes**' if r['selected'] else ''} |")
   return '\n'.join(lines) + '\n'

@@ -29,6 +29,7 @@ from trainer import calibration
 from trainer import data
 from trainer import models
 from trainer import progress
+from trainer import race as race_lib
 from trainer import records
 from trainer import resnet_weights
 from trainer import schedules
@@ -91,8 +92,11 @@ def _compile(model: keras.Model, learning_rate,
 
 def train_architecture(name: str, train: data.Split, evaluation: data.Split,
                        settings: options.TrainingSettings, run_dir: str,
-                       weights: Optional[str]):
-  """Trains one architecture; returns (Keras model, comparison row)."""
+                       weights: Optional[str],
+                       race: Optional[race_lib.Race] = None):
+  """Trains one architecture; returns (Keras model, comparison row). With a
+  `race`, it stops when behind the race's leader (trainer/race.py) and then
+  joins the race itself."""
   batch_size, seed = settings.batch_size, settings.seed
   steps = data.steps_per_epoch(train, batch_size)
   keras.utils.set_random_seed(seed)
@@ -116,6 +120,7 @@ def train_architecture(name: str, train: data.Split, evaluation: data.Split,
   total_epochs = settings.epochs
   pretrained = weights is not None
   phases = architectures.get(name).phases(settings, pretrained)
+  racing = (race or race_lib.Race(0)).callback(name)
   for phase in phases:
     if models.prepare_phase(model, name, phase, pretrained):
       logging.info('[%s] phase %d (%s trains): %d epochs at learning rate %g, '
@@ -133,6 +138,9 @@ def train_architecture(name: str, train: data.Split, evaluation: data.Split,
     train_batches = data.training_stream(
         train, batch_size, seed + phase.number - 1,
         augmentation_policy=settings.augmentation_policy)
+    # A head on a frozen backbone is not yet the model: only the last phase
+    # races.
+    raced = [racing] if phase is phases[-1] else []
     model.fit(
         train_batches, epochs=epoch + phase.epochs, initial_epoch=epoch,
         steps_per_epoch=steps, validation_data=eval_batches,
@@ -152,9 +160,15 @@ def train_architecture(name: str, train: data.Split, evaluation: data.Split,
                                     settings.log_every_seconds, epoch),
             # Last: the history records the rate the epoch ran at, before a
             # plateau reduction.
-        ] + schedule_callbacks)
+        ] + raced + schedule_callbacks)
     epoch = rows[-1]['epoch']
   seconds = time.perf_counter() - start
+  if racing.stopped_at:
+    stopped_by = layout.STOPPED_BY_RACE
+  elif len(rows) < sum(phase.epochs for phase in phases):
+    stopped_by = layout.STOPPED_BY_PATIENCE
+  else:
+    stopped_by = layout.STOPPED_BY_EPOCHS
 
   best = max(rows, key=lambda r: (records.finite(r.get('val_auc')), -r['epoch']))
   model.load_weights(os.path.join(
@@ -166,13 +180,17 @@ def train_architecture(name: str, train: data.Split, evaluation: data.Split,
       'val_loss': best.get('val_loss', float('nan')),
       'train_auc': best.get('auc', float('nan')),
       'best_epoch': best['epoch'], 'epochs_run': len(rows),
+      'stopped_by': stopped_by,
+      'race_leader': race.leader if racing.stopped_at else '',
       'parameters': int(model.count_params()), 'seconds': round(seconds, 1),
       'images_per_second': round(sum(r['images_per_second'] for r in rows) /
                                  len(rows), 2),
   }
-  logging.info('[%s] best epoch %d of %d: val_auc %.4f (%.1f min)', name,
-               row['best_epoch'], row['epochs_run'], row['val_auc'],
-               seconds / 60)
+  logging.info('[%s] best epoch %d of %d: val_auc %.4f (%.1f min; stopped '
+               'by %s)', name, row['best_epoch'], row['epochs_run'],
+               row['val_auc'], seconds / 60, stopped_by)
+  if race is not None:
+    race.finish(name, rows)
   return model, row
 
 
@@ -235,10 +253,11 @@ def train_and_export(train_files: List[str], eval_files: List[str],
     warmup_images = warmup.first_images(eval_files)
     evaluation = data.load_split(eval_files, image_size, 'eval')
     trained, rows = {}, []
+    race = race_lib.Race(settings.race_after_epochs)
     with deterministic_ops(settings.deterministic):
       for name in settings.architectures:
         model, row = train_architecture(name, train, evaluation, settings,
-                                        local_run_dir, weights)
+                                        local_run_dir, weights, race)
         trained[name] = model
         rows.append(row)
     best = max(rows, key=lambda r: records.finite(r['val_auc']))

@@ -142,6 +142,7 @@ def _comparison():
       {'architecture': 'baseline_cnn', 'selected': False, 'val_auc': 0.84,
        'val_accuracy': 0.78, 'val_loss': 0.5, 'train_auc': 0.88,
        'best_epoch': 5, 'epochs_run': 6, 'parameters': 120000,
+       'stopped_by': 'race', 'race_leader': 'resnet50',
        'seconds': 60.0, 'images_per_second': 100.0},
       {'architecture': 'resnet50', 'selected': True, 'val_auc': 0.86,
        'val_accuracy': 0.8, 'val_loss': 0.45, 'train_auc': 0.9,
@@ -443,6 +444,7 @@ def test_blessed_report_shows_decision_metrics_and_data(tmp_path):
   assert 'broken <0>' not in text
   assert 'Duplicates dropped: 2' in text
   assert 'class="selected"' in text  # the chosen architecture
+  assert '<td>race: behind resnet50</td>' in text  # why baseline_cnn stopped
   assert 'Missing from this run' not in text
 
 

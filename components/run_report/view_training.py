@@ -5,6 +5,7 @@ from typing import Any, List, Optional, Tuple
 
 from components.run_report import figures
 from components.run_report.run import Run
+from contract import layout
 
 # training_settings.json entries shown, in this order.
 SETTINGS = ('profile', 'architectures', 'image_size', 'epochs', 'batch_size',
@@ -22,6 +23,7 @@ class Architecture:
   train_auc: Any
   best_epoch: Any
   epochs_run: Any
+  stopped_by: str  # why training ended, in words (contract/layout.py)
   parameters: Any
   minutes: Optional[float]
   selected: bool  # the one exported
@@ -68,7 +70,8 @@ def _architecture(row: dict) -> Architecture:
       name=row.get('architecture'), val_auc=row.get('val_auc'),
       val_accuracy=row.get('val_accuracy'), val_loss=row.get('val_loss'),
       train_auc=row.get('train_auc'), best_epoch=row.get('best_epoch'),
-      epochs_run=row.get('epochs_run'), parameters=row.get('parameters'),
+      epochs_run=row.get('epochs_run'), stopped_by=layout.stopped_by_text(row),
+      parameters=row.get('parameters'),
       minutes=seconds / 60 if figures.is_number(seconds) else None,
       selected=bool(row.get('selected')))
 
