@@ -11,14 +11,21 @@ why each stopped, minutes) and scores the exported model as a user calls it
 (`serving_default`) on the internal test split and on the external cohort:
 AUC, sensitivity and specificity at its shipped threshold.
 
-  python -m bench.pipeline [--profile quick] [-- EXTRA LOCAL_RUNNER ARGS]
+  python -m bench.pipeline [--profile quick] [--before "ARGS"] [-- ARGS]
+
+With `--before`, a "before" recipe (local_runner args, e.g. the defaults of
+an earlier round) runs first in the same bench run and the after/before
+ratio of whole-run and training time is printed with both external AUCs:
+times vary between machines, so a ratio is measured side by side.
 """
 import argparse
 import glob
 import json
 import os
+import shlex
 import tempfile
 import time
+from typing import Dict, List, NamedTuple
 
 from bench import generalisation_data
 from bench import generalisation_scoring
@@ -92,29 +99,44 @@ def print_training(rows: list, scored: dict) -> None:
     print(f'internal AUC minus external AUC: {gap:.4f}')
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--profile', default='quick')
-  parser.add_argument('extra', nargs='*', help='more local_runner args')
-  args = parser.parse_args()
-  data = require_shared_data('kermany-224')
-  external = require_shared_data('kermany-224-external')
+class Run(NamedTuple):
+  label: str
+  command: List[str]
+  returncode: int
+  stderr: str
+  wall: float
+  seconds: Dict[str, float]
+  decision: dict
+  rows: list
+  scored: dict
+
+
+def run_pipeline(label: str, profile: str, extra: List[str], data: str,
+                 external: str) -> Run:
+  """One run of local_runner.py in a fresh output folder, read back."""
   with tempfile.TemporaryDirectory(dir=REPO.parent) as tmp:
     command = ['local_runner.py', '--data-dir', data, '--external-data-dir',
-               external, '--output-dir', tmp, '--profile', args.profile,
-               '--resnet-weights', 'none', *args.extra]
+               external, '--output-dir', tmp, '--profile', profile,
+               '--resnet-weights', 'none', *extra]
+    print(f'[{label}] {time.strftime("%H:%M:%S")} starts: '
+          f'{" ".join(command[1:])}'.replace(tmp, 'OUT'), flush=True)
     start = time.perf_counter()
     result = run_cli(command, timeout=6 * 3600)
     wall = time.perf_counter() - start
     paths = config.output_paths(tmp)
-    seconds = stage_seconds(paths['metadata_path'])
-    found = decision(paths['pipeline_root'])
-    rows = comparison(paths['pipeline_root'])
-    scored = cohorts(paths['pipeline_root'], str(external))
-  print(f'{len(seconds)} stages, exit code {result.returncode}, '
-        f'{" ".join(map(str, command[1:]))}'.replace(tmp, 'OUT'))
-  if result.returncode:
-    print(result.stderr[-3000:])
+    root = paths['pipeline_root']
+    return Run(label, [c.replace(tmp, 'OUT') for c in map(str, command)],
+               result.returncode, result.stderr, wall,
+               stage_seconds(paths['metadata_path']), decision(root),
+               comparison(root), cohorts(root, external))
+
+
+def print_run(run: Run) -> None:
+  seconds, wall = run.seconds, run.wall
+  print(f'\n## {run.label}: {len(seconds)} stages, exit code '
+        f'{run.returncode}, {" ".join(run.command[1:])}')
+  if run.returncode:
+    print(run.stderr[-3000:])
   trainer = seconds.get('Trainer', 0.0)
   print(f'\nwhole run {wall / 60:.1f} min; training {trainer / 60:.1f} min '
         f'({trainer / wall:.0%} of the run)\n')
@@ -124,7 +146,8 @@ def main():
   outside = wall - sum(seconds.values())
   print(f'| (start-up, compilation, between stages) | {outside:.1f} | '
         f'{outside / wall:.1%} |')
-  print_training(rows, scored)
+  print_training(run.rows, run.scored)
+  found = run.decision
   if found:
     print(f"\nexported {found.get('architecture')}, threshold "
           f"{found.get('threshold')}, blessed {found.get('blessed')}")
@@ -133,6 +156,42 @@ def main():
       print(f"  {check['cohort']:8s} {check['metric']:24s} {check['kind']:6s}"
             f" {value if value is None else round(value, 4)}"
             f"  (bound {check.get('bound')}, passed {check['passed']})")
+
+
+def print_ratio(before: Run, after: Run) -> None:
+  """After against before, measured in this one bench run."""
+  def external_auc(run):
+    return run.scored.get(layout.COHORT_EXTERNAL, {}).get('auc', float('nan'))
+  train = (after.seconds.get('Trainer', 0.0) /
+           max(before.seconds.get('Trainer', 0.0), 1e-9))
+  print(f'\n## after / before (one bench run)\n\nwhole run '
+        f'{after.wall / 60:.1f} / {before.wall / 60:.1f} min = '
+        f'{after.wall / before.wall:.2f}; training {train:.2f}; external '
+        f'AUC {external_auc(after):.4f} vs {external_auc(before):.4f} '
+        f'({external_auc(after) - external_auc(before):+.4f})')
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--profile', default='quick')
+  parser.add_argument(
+      '--before', default=None, metavar='"ARGS"',
+      help='local_runner args of a "before" recipe, run first in this same '
+      'bench run; the ratio of the two is printed')
+  parser.add_argument('extra', nargs='*', help='more local_runner args')
+  args = parser.parse_args()
+  data = str(require_shared_data('kermany-224'))
+  external = str(require_shared_data('kermany-224-external'))
+  runs = []
+  if args.before is not None:
+    runs.append(run_pipeline('before', args.profile, shlex.split(args.before),
+                             data, external))
+  runs.append(run_pipeline('after' if runs else 'run', args.profile,
+                           args.extra, data, external))
+  for run in runs:
+    print_run(run)
+  if len(runs) == 2:
+    print_ratio(*runs)
 
 
 if __name__ == '__main__':
