@@ -127,6 +127,10 @@ class TrainingSettings:
       1e-3, 'ResNet50 from random weights (resnet_weights none): one phase '
       'in which every layer trains from epoch 1 at this learning rate; a '
       'frozen random backbone would learn nothing (issue 10)')
+  cache_head_features: bool = setting(
+      True, 'pretrained ResNet50: the head phase trains on backbone features '
+      'computed once from the unaugmented images, not recomputed every epoch '
+      '(trainer/head_features.py; the fine-tuning phase still augments)')
   resnet_head_epochs_fraction: float = setting(
       1 / 3, 'share of `epochs` spent on the ResNet50 head, at least 1')
   intensity_normalisation: str = setting(

@@ -11,7 +11,10 @@ from contract import options
 from testing import images as shared_images
 from trainer import data
 from trainer import models
+from trainer import race
+from trainer import records
 from trainer import run
+from trainer import training
 
 SIZE = 32
 BATCH = 8
@@ -79,7 +82,7 @@ def test_early_stopping_stops_and_keeps_the_best_epochs_weights(tmp_path):
       tmp_path / 'eval', 'eval', shared_images.real_images(8, 8, offset=8)),
                                SIZE, 'eval')
   script = _ValidationScript(evaluation, high_epochs=[best_epoch])
-  for_phase = run.schedules.for_phase
+  for_phase = training.schedules.for_phase
 
   # The phase's schedule callbacks join fit's own; the script rides along.
   def with_script(*args, **kwargs):
@@ -87,9 +90,9 @@ def test_early_stopping_stops_and_keeps_the_best_epochs_weights(tmp_path):
     return rate, callbacks + [script]
 
   with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(run.schedules, 'for_phase', with_script)
+    patch.setattr(training.schedules, 'for_phase', with_script)
     with run.deterministic_ops(True):
-      model, row = run.train_architecture(name, train, evaluation, settings,
+      model, row = training.train_architecture(name, train, evaluation, settings,
                                           str(tmp_path / 'run'), None)
   epochs_run = best_epoch + patience
   assert (row['best_epoch'], row['epochs_run']) == (best_epoch, epochs_run)
@@ -126,16 +129,16 @@ def _train_scripted(name, high_epochs, settings, train, evaluation, run_dir,
                     race):
   """train_architecture with the val AUC's direction scripted per epoch."""
   script = _ValidationScript(evaluation, high_epochs=high_epochs)
-  for_phase = run.schedules.for_phase
+  for_phase = training.schedules.for_phase
 
   def with_script(*args, **kwargs):
     rate, callbacks = for_phase(*args, **kwargs)
     return rate, callbacks + [script]
 
   with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(run.schedules, 'for_phase', with_script)
+    patch.setattr(training.schedules, 'for_phase', with_script)
     with run.deterministic_ops(True):
-      _, row = run.train_architecture(name, train, evaluation, settings,
+      _, row = training.train_architecture(name, train, evaluation, settings,
                                       run_dir, None, race)
   return row, _read_json(os.path.join(run_dir, name, 'history.json'))
 
@@ -156,7 +159,7 @@ def test_race_stops_a_challenger_behind_the_leader(tmp_path, after):
   evaluation = data.load_split(shared_images.write_split(
       tmp_path / 'eval', 'eval', shared_images.real_images(8, 8, offset=8)),
                                SIZE, 'eval')
-  contest = run.race_lib.Race(settings.race_after_epochs)
+  contest = race.Race(settings.race_after_epochs)
   leader, leader_history = _train_scripted(
       'baseline_cnn', range(1, 6), settings, train, evaluation,
       str(tmp_path / 'run'), contest)
@@ -173,7 +176,7 @@ def test_race_stops_a_challenger_behind_the_leader(tmp_path, after):
     assert challenger['epochs_run'] == len(history) == after
     assert challenger['stopped_by'] == 'race'
     assert challenger['race_leader'] == 'baseline_cnn'
-    assert 'race: behind baseline_cnn' in run.records.comparison_markdown(
+    assert 'race: behind baseline_cnn' in records.comparison_markdown(
         [leader, challenger])
   else:
     assert challenger['epochs_run'] == len(history) == 5

@@ -30,6 +30,8 @@ ARCHITECTURES = options.ARCHITECTURES
 # Every architecture's last layer: Dense(1, sigmoid). trainer/ensemble.py
 # reads its pre-activation (the logit) by this name.
 OUTPUT_LAYER = 'pneumonia'
+# The ResNet50 backbone, one nested layer of the resnet50 model.
+BACKBONE_LAYER = 'resnet50'
 
 # Caffe-style ImageNet means (BGR) that the Keras ResNet50 weights expect.
 _IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
@@ -179,7 +181,7 @@ def set_fine_tuning(model: keras.Model, trains: str, pretrained: bool = True,
   if trains not in architectures.TRAINS:
     raise ValueError(f'unknown phase kind {trains!r}; choose from '
                      f'{architectures.TRAINS}')
-  backbone = model.get_layer('resnet50')
+  backbone = model.get_layer(BACKBONE_LAYER)
   backbone.trainable = trains != architectures.HEAD
   if trains == architectures.HEAD:
     return

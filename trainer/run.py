@@ -1,10 +1,9 @@
 """The Trainer's entry point: `run_fn` (dotted path trainer.run.run_fn).
 
-Trains each selected architecture on the cached, augmented train split with
-early stopping on validation AUC, checkpoints every epoch, records per-epoch
-history (JSON, CSV, TensorBoard), then exports the architecture with the best
-validation AUC as the Trainer's SavedModel and writes a comparison table of
-all of them beside it.
+Trains each selected architecture in turn (trainer/training.py: early
+stopping on validation AUC, a checkpoint every epoch, per-epoch history, the
+race), then exports the architecture with the best validation AUC as the
+Trainer's SavedModel and writes a comparison table of all of them beside it.
 
 The layout of the Trainer's model_run_dir is declared in contract/layout.py.
 """
@@ -13,7 +12,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from typing import Any, Dict, List, Optional
 
 from absl import logging
@@ -27,15 +25,13 @@ from contract import options
 from trainer import architectures
 from trainer import calibration
 from trainer import data
-from trainer import models
-from trainer import progress
 from trainer import race as race_lib
 from trainer import records
 from trainer import resnet_weights
-from trainer import schedules
 from trainer import selection
 from trainer import signatures
 from trainer import threshold as threshold_lib
+from trainer import training
 from trainer import warmup
 
 SERVING_TOLERANCE = threshold_lib.SERVING_TOLERANCE
@@ -78,120 +74,6 @@ def deterministic_ops(enabled: bool):
   finally:
     if enabled and not before:
       tf_config.disable_op_determinism()
-
-
-def _compile(model: keras.Model, learning_rate,
-             label_smoothing: float) -> None:
-  """learning_rate: a float or a keras LearningRateSchedule."""
-  model.compile(
-      optimizer=keras.optimizers.Adam(learning_rate),
-      loss=keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing),
-      metrics=[keras.metrics.BinaryAccuracy(name='accuracy'),
-               keras.metrics.AUC(name='auc')])
-
-
-def train_architecture(name: str, train: data.Split, evaluation: data.Split,
-                       settings: options.TrainingSettings, run_dir: str,
-                       weights: Optional[str],
-                       race: Optional[race_lib.Race] = None):
-  """Trains one architecture; returns (Keras model, comparison row). With a
-  `race`, it stops when behind the race's leader (trainer/race.py) and then
-  joins the race itself."""
-  batch_size, seed = settings.batch_size, settings.seed
-  steps = data.steps_per_epoch(train, batch_size)
-  keras.utils.set_random_seed(seed)
-  model = models.build_model(
-      name, settings.image_size, steps, l2=settings.l2,
-      dropout=settings.dropout, resnet_weights=weights,
-      intensity_normalisation=settings.intensity_normalisation,
-      border_crop=settings.border_crop)
-  arch_dir = os.path.join(run_dir, name)
-  checkpoint_dir = os.path.join(arch_dir, layout.CHECKPOINTS_DIR)
-  os.makedirs(checkpoint_dir, exist_ok=True)
-  eval_batches = data.evaluation_batches(evaluation, batch_size)
-  class_weight = data.class_weights(train) if settings.class_weights else None
-  logging.info('[%s] %d parameters, %d steps/epoch of %d, BatchNorm momentum '
-               '%.3f, class weights %s', name, model.count_params(), steps,
-               batch_size, models.bn_momentum_for(steps), class_weight)
-
-  rows: List[Dict[str, Any]] = []
-  start = time.perf_counter()
-  epoch = 0
-  total_epochs = settings.epochs
-  pretrained = weights is not None
-  phases = architectures.get(name).phases(settings, pretrained)
-  racing = (race or race_lib.Race(0)).callback(name)
-  for phase in phases:
-    if models.prepare_phase(model, name, phase, pretrained):
-      logging.info('[%s] phase %d (%s trains): %d epochs at learning rate %g, '
-                   '%d trainable weights', name, phase.number, phase.trains,
-                   phase.epochs, phase.learning_rate,
-                   len(model.trainable_weights))
-    learning_rate, schedule_callbacks = schedules.for_phase(
-        settings, phase.learning_rate, phase.epochs, steps)
-    logging.info('[%s] learning rate: %s from %g, warm-up %d steps', name,
-                 settings.lr_schedule, phase.learning_rate,
-                 schedules.warmup_steps(settings, phase.epochs, steps))
-    _compile(model, learning_rate, settings.label_smoothing)
-    # A new stream per phase, seeded apart, so phase 2 does not replay the
-    # augmentation draws of phase 1.
-    train_batches = data.training_stream(
-        train, batch_size, seed + phase.number - 1,
-        augmentation_policy=settings.augmentation_policy)
-    # A head on a frozen backbone is not yet the model: only the last phase
-    # races.
-    raced = [racing] if phase is phases[-1] else []
-    model.fit(
-        train_batches, epochs=epoch + phase.epochs, initial_epoch=epoch,
-        steps_per_epoch=steps, validation_data=eval_batches,
-        class_weight=class_weight, verbose=0,
-        callbacks=[
-            keras.callbacks.EarlyStopping(
-                monitor='val_auc', mode='max',
-                patience=settings.patience,
-                restore_best_weights=True),
-            keras.callbacks.ModelCheckpoint(os.path.join(
-                checkpoint_dir, 'epoch-{epoch:03d}.weights.h5'),
-                                            save_weights_only=True),
-            keras.callbacks.TensorBoard(os.path.join(arch_dir,
-                                                     layout.TENSORBOARD_DIR)),
-            records.HistoryRecorder(rows, arch_dir, phase.number, steps * batch_size),
-            progress.ProgressLogger(name, total_epochs, steps, batch_size,
-                                    settings.log_every_seconds, epoch),
-            # Last: the history records the rate the epoch ran at, before a
-            # plateau reduction.
-        ] + raced + schedule_callbacks)
-    epoch = rows[-1]['epoch']
-  seconds = time.perf_counter() - start
-  if racing.stopped_at:
-    stopped_by = layout.STOPPED_BY_RACE
-  elif len(rows) < sum(phase.epochs for phase in phases):
-    stopped_by = layout.STOPPED_BY_PATIENCE
-  else:
-    stopped_by = layout.STOPPED_BY_EPOCHS
-
-  best = max(rows, key=lambda r: (records.finite(r.get('val_auc')), -r['epoch']))
-  model.load_weights(os.path.join(
-      checkpoint_dir, f"epoch-{best['epoch']:03d}.weights.h5"))
-  row = {
-      'architecture': name, 'selected': False,
-      'val_auc': best.get('val_auc', float('nan')),
-      'val_accuracy': best.get('val_accuracy', float('nan')),
-      'val_loss': best.get('val_loss', float('nan')),
-      'train_auc': best.get('auc', float('nan')),
-      'best_epoch': best['epoch'], 'epochs_run': len(rows),
-      'stopped_by': stopped_by,
-      'race_leader': race.leader if racing.stopped_at else '',
-      'parameters': int(model.count_params()), 'seconds': round(seconds, 1),
-      'images_per_second': round(sum(r['images_per_second'] for r in rows) /
-                                 len(rows), 2),
-  }
-  logging.info('[%s] best epoch %d of %d: val_auc %.4f (%.1f min; stopped '
-               'by %s)', name, row['best_epoch'], row['epochs_run'],
-               row['val_auc'], seconds / 60, stopped_by)
-  if race is not None:
-    race.finish(name, rows)
-  return model, row
 
 
 def operating_point(model: keras.Model, evaluation: data.Split,
@@ -256,8 +138,8 @@ def train_and_export(train_files: List[str], eval_files: List[str],
     race = race_lib.Race(settings.race_after_epochs)
     with deterministic_ops(settings.deterministic):
       for name in settings.architectures:
-        model, row = train_architecture(name, train, evaluation, settings,
-                                        local_run_dir, weights, race)
+        model, row = training.train_architecture(
+            name, train, evaluation, settings, local_run_dir, weights, race)
         trained[name] = model
         rows.append(row)
     best = max(rows, key=lambda r: records.finite(r['val_auc']))

@@ -28,6 +28,7 @@ from trainer import preprocessing
 from trainer import resnet_weights
 from trainer import run
 from trainer import signatures
+from trainer import training
 
 SIZE = 32
 EPOCHS = 2
@@ -446,7 +447,7 @@ def test_resnet50_from_a_weights_file_keeps_head_then_fine_tune(tmp_path):
           ('eval', shared_images.real_images(4, 4, offset=8)))]
   run_dir = tmp_path / 'run'
   with absl_log() as log, run.deterministic_ops(settings.deterministic):
-    run.train_architecture('resnet50', *splits, settings, str(run_dir),
+    training.train_architecture('resnet50', *splits, settings, str(run_dir),
                            resnet_weights.resolve(settings.resnet_weights))
   history = _read_json(run_dir / 'resnet50' / 'history.json')
   assert [(h['epoch'], h['phase']) for h in history] == [(1, 1), (2, 2)]
@@ -485,7 +486,7 @@ def test_two_runs_in_one_process_give_identical_weights(tmp_path):
   train_images = shared_images.real_images(8, 8)
   eval_images = shared_images.real_images(4, 4, offset=8)
   flags = []
-  train_architecture = run.train_architecture
+  train_architecture = training.train_architecture
 
   def recording(*args, **kwargs):
     flags.append(tf_config.is_op_determinism_enabled())
@@ -493,7 +494,7 @@ def test_two_runs_in_one_process_give_identical_weights(tmp_path):
 
   results = []
   with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(run, 'train_architecture', recording)
+    patch.setattr(training, 'train_architecture', recording)
     for k in range(2):
       results.append(_train_and_export(tmp_path / f'run{k}', settings,
                                        train_images, eval_images))
@@ -517,7 +518,7 @@ def test_two_runs_in_one_process_give_identical_weights(tmp_path):
 def test_compiled_loss_carries_the_label_smoothing(smoothing):
   model = keras.Sequential([keras.Input((2,)),
                             keras.layers.Dense(1, activation='sigmoid')])
-  run._compile(model, 1e-3, smoothing)
+  training.compile_model(model, 1e-3, smoothing)
   assert model.loss.label_smoothing == smoothing
   # Smoothed targets: a confident right answer is no longer nearly free.
   loss = float(model.loss(np.array([[1.0]]), np.array([[0.999]])))
