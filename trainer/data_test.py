@@ -86,6 +86,26 @@ def test_decodes_once_the_cache_serves_later_passes(images, tmp_path):
     data.load_split(files, SIZE, 'train')
 
 
+def test_the_order_does_not_depend_on_shards_or_record_order(images,
+                                                            tmp_path):
+  """The same images in other shards and another order (as two ingestions
+  write them) load as the same sequence, so a seeded shuffle of it and the
+  whole training run repeat; a split's order is its images' contents."""
+  loaded = [data.load_split(write_split(tmp_path / name, 'train', ordered,
+                                        shards=shards), SIZE, 'train')
+            for name, ordered, shards in (('a', images, 2),
+                                          ('b', images[::-1], 3))]
+  first, second = (_elements(split.dataset) for split in loaded)
+  assert [label for _, label in first] == [label for _, label in second]
+  for (a, _), (b, _) in zip(first, second, strict=True):
+    np.testing.assert_array_equal(a, b)
+  # Not simply the order written: image order was reversed for 'b'.
+  shuffled = [next(iter(data.training_stream(split, len(images), seed=3,
+                                             augment_images=False)))
+              for split in loaded]
+  np.testing.assert_array_equal(shuffled[0][0], shuffled[1][0])
+
+
 def test_steps_per_epoch(split):
   assert data.steps_per_epoch(split, 8) == 3
   assert data.steps_per_epoch(split, 5) == 5

@@ -14,6 +14,7 @@ from trainer import calibration
 from trainer import data
 from trainer import ensemble
 from trainer import models
+from trainer import preprocessing
 from trainer import run
 from trainer import selection
 
@@ -100,9 +101,13 @@ def test_serving_gives_the_calibrated_probability_of_what_was_shipped(
   assert fitted.method == calibration.PLATT and fitted.slope > 0
   expected = calibration.apply(fitted, z)
   loaded = tf.saved_model.load(str(shipped['serving_dir']))
-  # The eval split's records, in the split's order, through serving.
+  # The eval split's records, in the split's order (its images' contents:
+  # trainer/data.load_split), through serving.
   records = [r.numpy() for r in tf.data.TFRecordDataset(
       shipped['eval_files'], compression_type='GZIP')]
+  raws, _ = preprocessing.parse_examples(tf.constant(records))
+  records = [record for _, record in sorted(
+      zip([data.content_key(raw).numpy() for raw in raws], records))]
   out = loaded.signatures[constants.EXAMPLES_SIGNATURE](
       **{constants.EXAMPLES_INPUT: tf.constant(records)})
   probability = out[constants.PROBABILITY_OUTPUT].numpy()

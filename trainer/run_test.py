@@ -514,6 +514,31 @@ def test_two_runs_in_one_process_give_identical_weights(tmp_path):
                                 _serve(results[1], raws)[0])
 
 
+def test_an_architecture_trains_the_same_whatever_trained_before_it(
+    tmp_path):
+  """improved_cnn alone and improved_cnn after baseline_cnn (no race): the
+  same weights at every epoch and the same history, so the training order
+  (and the race, which only stops architectures) cannot change a model."""
+  eval_images = shared_images.real_images(4, 4, offset=8)
+  results = [_train_and_export(
+      tmp_path / f'run{k}', options.training_settings(
+          'quick', image_size=SIZE, epochs=2, batch_size=BATCH,
+          architectures=names, race_after_epochs=0, ensemble=False,
+          log_every_seconds=1000.0),
+      shared_images.real_images(8, 8), eval_images)
+             for k, names in enumerate([['improved_cnn'],
+                                        ['baseline_cnn', 'improved_cnn']])]
+  alone, second = (
+      {name: value for name, value in _checkpoint_tensors(r.run_dir).items()
+       if name.startswith('improved_cnn')} for r in results)
+  assert len(alone) > 20 and alone.keys() == second.keys()
+  assert not [n for n in alone if not np.array_equal(alone[n], second[n])]
+  histories = [_read_json(r.run_dir / 'improved_cnn' / 'history.json')
+               for r in results]
+  assert [h['val_auc'] for h in histories[0]] == [
+      h['val_auc'] for h in histories[1]]
+
+
 @pytest.mark.parametrize('smoothing', [0.0, 0.1])
 def test_compiled_loss_carries_the_label_smoothing(smoothing):
   model = keras.Sequential([keras.Input((2,)),
