@@ -66,6 +66,30 @@ class _ValidationScript(keras.callbacks.Callback):
     return float(metric.result())
 
 
+def _train_scripted(name, high_epochs, settings, train, evaluation, run_dir,
+                    race_=None):
+  """The real train_architecture with the val AUC's direction scripted per
+  epoch: (model, comparison row, the script)."""
+  script = _ValidationScript(evaluation, high_epochs=high_epochs)
+  for_phase = training.schedules.for_phase
+
+  # The phase's schedule callbacks join fit's own; the script rides along.
+  def with_script(*args, **kwargs):
+    rate, callbacks = for_phase(*args, **kwargs)
+    return rate, callbacks + [script]
+
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(training.schedules, 'for_phase', with_script)
+    with run.deterministic_ops(True):
+      model, row = training.train_architecture(
+          name, train, evaluation, settings, str(run_dir), None, race_)
+  return model, row, script
+
+
+def _history(run_dir, name):
+  return _read_json(os.path.join(run_dir, name, 'history.json'))
+
+
 def test_early_stopping_stops_and_keeps_the_best_epochs_weights(tmp_path):
   """Val AUC peaks at epoch 2 and is lower after it (_ValidationScript): with
   patience 2 the real train_architecture stops after epoch 4 of 10, and the
@@ -81,19 +105,8 @@ def test_early_stopping_stops_and_keeps_the_best_epochs_weights(tmp_path):
   evaluation = data.load_split(shared_images.write_split(
       tmp_path / 'eval', 'eval', shared_images.real_images(8, 8, offset=8)),
                                SIZE, 'eval')
-  script = _ValidationScript(evaluation, high_epochs=[best_epoch])
-  for_phase = training.schedules.for_phase
-
-  # The phase's schedule callbacks join fit's own; the script rides along.
-  def with_script(*args, **kwargs):
-    rate, callbacks = for_phase(*args, **kwargs)
-    return rate, callbacks + [script]
-
-  with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(training.schedules, 'for_phase', with_script)
-    with run.deterministic_ops(True):
-      model, row = training.train_architecture(name, train, evaluation, settings,
-                                          str(tmp_path / 'run'), None)
+  model, row, script = _train_scripted(name, [best_epoch], settings, train,
+                                       evaluation, tmp_path / 'run')
   epochs_run = best_epoch + patience
   assert (row['best_epoch'], row['epochs_run']) == (best_epoch, epochs_run)
   assert epochs_run < settings.epochs
@@ -125,23 +138,6 @@ def test_early_stopping_stops_and_keeps_the_best_epochs_weights(tmp_path):
   assert script.auc(scores) == pytest.approx(best, abs=1e-4)
 
 
-def _train_scripted(name, high_epochs, settings, train, evaluation, run_dir,
-                    race):
-  """train_architecture with the val AUC's direction scripted per epoch."""
-  script = _ValidationScript(evaluation, high_epochs=high_epochs)
-  for_phase = training.schedules.for_phase
-
-  def with_script(*args, **kwargs):
-    rate, callbacks = for_phase(*args, **kwargs)
-    return rate, callbacks + [script]
-
-  with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(training.schedules, 'for_phase', with_script)
-    with run.deterministic_ops(True):
-      _, row = training.train_architecture(name, train, evaluation, settings,
-                                      run_dir, None, race)
-  return row, _read_json(os.path.join(run_dir, name, 'history.json'))
-
 
 @pytest.mark.parametrize('after', [2, 0])
 def test_race_stops_a_challenger_behind_the_leader(tmp_path, after):
@@ -160,17 +156,17 @@ def test_race_stops_a_challenger_behind_the_leader(tmp_path, after):
       tmp_path / 'eval', 'eval', shared_images.real_images(8, 8, offset=8)),
                                SIZE, 'eval')
   contest = race.Race(settings.race_after_epochs)
-  leader, leader_history = _train_scripted(
-      'baseline_cnn', range(1, 6), settings, train, evaluation,
-      str(tmp_path / 'run'), contest)
+  _, leader, _ = _train_scripted('baseline_cnn', range(1, 6), settings,
+                                 train, evaluation, tmp_path / 'run', contest)
+  leader_history = _history(tmp_path / 'run', 'baseline_cnn')
   assert (leader['stopped_by'], leader['race_leader']) == ('epochs', '')
   assert leader['epochs_run'] == 5
   assert min(h['val_auc'] for h in leader_history) > 0.5
   assert contest.leader == 'baseline_cnn'
 
-  challenger, history = _train_scripted(
-      'improved_cnn', [], settings, train, evaluation, str(tmp_path / 'run'),
-      contest)
+  _, challenger, _ = _train_scripted('improved_cnn', [], settings, train,
+                                     evaluation, tmp_path / 'run', contest)
+  history = _history(tmp_path / 'run', 'improved_cnn')
   assert max(h['val_auc'] for h in history) < 0.5
   if after:
     assert challenger['epochs_run'] == len(history) == after
