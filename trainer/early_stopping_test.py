@@ -86,6 +86,14 @@ def _train_scripted(name, high_epochs, settings, train, evaluation, run_dir,
   return model, row, script
 
 
+def _splits(tmp_path):
+  """(train, eval): 16 real images each, disjoint."""
+  return [data.load_split(shared_images.write_split(
+      tmp_path / name, name, shared_images.real_images(8, 8, offset=offset)),
+                          SIZE, name)
+          for name, offset in (('train', 0), ('eval', 8))]
+
+
 def _history(run_dir, name):
   return _read_json(os.path.join(run_dir, name, 'history.json'))
 
@@ -99,12 +107,7 @@ def test_early_stopping_stops_and_keeps_the_best_epochs_weights(tmp_path):
   settings = options.training_settings(
       'quick', image_size=SIZE, epochs=10, batch_size=BATCH,
       architectures=[name], patience=patience, log_every_seconds=1000.0)
-  train = data.load_split(shared_images.write_split(
-      tmp_path / 'train', 'train', shared_images.real_images(8, 8)),
-                          SIZE, 'train')
-  evaluation = data.load_split(shared_images.write_split(
-      tmp_path / 'eval', 'eval', shared_images.real_images(8, 8, offset=8)),
-                               SIZE, 'eval')
+  train, evaluation = _splits(tmp_path)
   model, row, script = _train_scripted(name, [best_epoch], settings, train,
                                        evaluation, tmp_path / 'run')
   epochs_run = best_epoch + patience
@@ -149,12 +152,7 @@ def test_race_stops_a_challenger_behind_the_leader(tmp_path, after):
       'quick', image_size=SIZE, epochs=5, batch_size=BATCH, patience=10,
       architectures=['baseline_cnn', 'improved_cnn'], race_after_epochs=after,
       log_every_seconds=1000.0)
-  train = data.load_split(shared_images.write_split(
-      tmp_path / 'train', 'train', shared_images.real_images(8, 8)),
-                          SIZE, 'train')
-  evaluation = data.load_split(shared_images.write_split(
-      tmp_path / 'eval', 'eval', shared_images.real_images(8, 8, offset=8)),
-                               SIZE, 'eval')
+  train, evaluation = _splits(tmp_path)
   contest = race.Race(settings.race_after_epochs)
   _, leader, _ = _train_scripted('baseline_cnn', range(1, 6), settings,
                                  train, evaluation, tmp_path / 'run', contest)
