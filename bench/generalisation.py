@@ -92,6 +92,9 @@ VARIANTS: Dict[str, Tuple[str, Dict[str, Any]]] = {
               {'intensity_normalisation': 'clahe'}),
     'border_crop': ('8% of the side cut from each edge (markers, text) '
                     'inside the model', {'border_crop': 0.08}),
+    'precise_bn': ('BatchNorm statistics recomputed from 512 unaugmented '
+                   'train images before every validation, not Keras\' '
+                   'moving averages', {'batchnorm_sample_images': 512}),
     'clahe_border': ('border crop 8%, then CLAHE',
                      {'border_crop': 0.08, 'intensity_normalisation': 'clahe'}),
 }

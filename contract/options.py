@@ -117,6 +117,13 @@ class TrainingSettings:
   plateau_factor: float = setting(0.3, 'plateau: the reduction factor')
   plateau_patience: int = setting(
       1, 'plateau: epochs without a better val AUC before a reduction')
+  # trainer/batchnorm.py
+  batchnorm_sample_images: int = setting(
+      0, 'before every validation (and checkpoint), BatchNorm layers that '
+      'learn their statistics get the mean batch statistics of this many '
+      'unaugmented training images under the current weights, instead of '
+      'Keras\' moving averages of past steps, which lag the weights; '
+      '0 = the moving averages')
   deterministic: bool = setting(
       True, 'tf.config.experimental.enable_op_determinism() while training, '
       'with every seed set: two runs with the same settings on the same '
@@ -186,7 +193,8 @@ class TrainingSettings:
                        f'{", ".join(ARCHITECTURES)}')
     _check_positive(self, 'image_size', minimum=32)
     _check_positive(self, 'epochs', 'batch_size')
-    _check_positive(self, 'race_after_epochs', minimum=0)
+    _check_positive(self, 'race_after_epochs', 'batchnorm_sample_images',
+                    minimum=0)
     if self.lr_schedule not in LR_SCHEDULES:
       raise ValueError(f'unknown lr_schedule {self.lr_schedule!r}; choose '
                        f'from {", ".join(LR_SCHEDULES)}')

@@ -15,6 +15,7 @@ import keras
 from contract import layout
 from contract import options
 from trainer import architectures
+from trainer import batchnorm
 from trainer import data
 from trainer import head_features
 from trainer import models
@@ -94,6 +95,9 @@ def train_architecture(name: str, train: data.Split, evaluation: data.Split,
   racing = (race or race_lib.Race(0)).callback(name)
   head = (head_features.split(model) if any(
       p.trains == architectures.HEAD for p in phases) else None)
+  bn_sample = (batchnorm.sample(train, settings.batchnorm_sample_images,
+                                batch_size, seed)
+               if settings.batchnorm_sample_images else None)
   for phase in phases:
     if models.prepare_phase(model, name, phase, pretrained):
       logging.info('[%s] phase %d (%s trains): %d epochs at learning rate %g, '
@@ -111,11 +115,16 @@ def train_architecture(name: str, train: data.Split, evaluation: data.Split,
     # A head on a frozen backbone is not yet the model: only the last phase
     # races.
     raced = [racing] if phase is phases[-1] else []
+    # First, so that validation, the checkpoint and every callback see the
+    # recomputed statistics.
+    statistics = ([batchnorm.RecomputeBeforeValidation(fitted, bn_sample,
+                                                       steps)]
+                  if bn_sample and batchnorm.updating_layers(fitted) else [])
     fitted.fit(
         train_batches, epochs=epoch + phase.epochs, initial_epoch=epoch,
         steps_per_epoch=steps, validation_data=eval_batches,
         class_weight=class_weight, verbose=0,
-        callbacks=[
+        callbacks=statistics + [
             keras.callbacks.EarlyStopping(
                 monitor='val_auc', mode='max',
                 patience=settings.patience,
